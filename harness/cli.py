@@ -205,7 +205,7 @@ def leaderboard_options(cfg: DictConfig):
     from harness.leaderboard import Options
 
     return Options(variant_rule=cfg.leaderboard.variant_rule, reference=cfg.leaderboard.reference,
-                   n_boot=cfg.leaderboard.bootstrap, seed=cfg.seed)
+                   n_boot=cfg.leaderboard.bootstrap, seed=cfg.seed, profile_points=cfg.leaderboard.profile_points)
 
 
 def cmd_leaderboard(positionals, cfg, hyperparameters) -> int:

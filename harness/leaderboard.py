@@ -27,6 +27,7 @@ HARDWARE_LABEL = "provenance.hardware.label"
 @dataclasses.dataclass(frozen=True)
 class Options:
     r_max: float = scoring.R_MAX
+    profile_points: int | None = None  # None: the exact integral; 100: AlgoPerf's scoring code
     variant_rule: bool = True
     reference: str | None = None  # geometric-mean speedup against this submission, when on the board
     n_boot: int = 200
@@ -92,7 +93,8 @@ def build_board(trials: pd.DataFrame, fingerprint: str, preset: str, ruleset: st
     budgets = trials.groupby("workload")["budget_s"].max().dropna().to_dict() if "budget_s" in trials else {}
 
     def score(table: pd.DataFrame) -> pd.Series:
-        return scoring.benchmark_score(scoring.scored_times(table, variant_of, options.variant_rule), options.r_max)
+        return scoring.benchmark_score(scoring.scored_times(table, variant_of, options.variant_rule), options.r_max,
+                                       options.profile_points)
 
     statistics = {"score": (score, per_study), "steps_score": (score, per_study_steps)}
     scored = scoring.scored_times(times, variant_of, options.variant_rule)
@@ -142,7 +144,10 @@ def note(board: Board, options: Options) -> str:
     """What the numbers on a board mean."""
     bases = sum(board.variant_of.get(w) is None for w in board.times.columns)
     rule = "on (a base workload counts only if its variants are reached too)" if options.variant_rule else "off"
-    return (f"score: AlgoPerf performance-profile score over {bases} base workloads, r_max = {options.r_max}; "
+    integral = ("exact integral" if options.profile_points is None
+                else f"trapezoid on {options.profile_points} taus, as AlgoPerf's scoring code")
+    return (f"score: AlgoPerf performance-profile score over {bases} base workloads, r_max = {options.r_max} "
+            f"({integral}); "
             f"95% CI: bootstrap over studies ({options.n_boot} draws); variant rule {rule}; steps_score: the "
             "same score on steps-to-target; speedup: geometric mean of the reference's time over the "
             "submission's (a miss counts as the budget); times: median over studies of the fastest trial "

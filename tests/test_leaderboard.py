@@ -91,6 +91,12 @@ def test_scores_with_and_without_the_variant_rule(tree):
         assert (table[f"{name}_low"] <= table[name] + 1e-12).all() and (table[name] <= table[f"{name}_high"] + 1e-12).all()
     assert table.at["slow", "speedup_vs_slow_low"] == table.at["slow", "speedup_vs_slow_high"] == pytest.approx(1.0)
 
+    algoperf = leaderboard.Options(n_boot=20, profile_points=100)
+    board = board_for(leaderboard.build(tree, "cpu", "self", algoperf), HW_A["fingerprint"], "self")
+    assert board.table.at["fast", "score"] == pytest.approx(0.5)  # r = 1: no discretisation error
+    assert abs(board.table.at["slow", "score"] - 1 / 3) <= 1 / 198
+    assert "trapezoid on 100 taus" in leaderboard.note(board, algoperf)
+
     off = leaderboard.Options(n_boot=20, variant_rule=False)
     table = board_for(leaderboard.build(tree, "cpu", "self", off), HW_A["fingerprint"], "self").table
     assert table.at["slow", "score"] == pytest.approx((2 / 3 + 1) / 2)  # slow's w2 counts (fast missed it)

@@ -1,6 +1,7 @@
 """Scoring on hand-made tables whose answers are worked out by hand in each test."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -178,3 +179,22 @@ def test_algoperf_shaped_table_scored_by_hand():
     # Without the rule the baseline keeps wmt at r = 2: + 2/24.
     off = scoring.benchmark_score(scoring.scored_times(times, variant_of, variant_rule=False))
     assert off["baseline"] == pytest.approx(14.5 / 24)
+
+
+PUBLISHED = Path(__file__).parent / "fixtures" / "algoperf_self_tuning"
+
+
+@pytest.mark.parametrize("times_file, score_column", [("time_to_target_s.csv", "score_by_wallclock"),
+                                                       ("steps_to_target.csv", "score_by_steps")])
+def test_recomputes_a_published_algoperf_leaderboard(times_file, score_column):
+    """AlgoPerf's published self-tuning results (16 submissions x 9 workloads, fixtures/README.md):
+    from the per-workload times, the 100-point score reproduces every published score to rounding,
+    and the exact integral stays within the trapezoid rule's error, h / 2 per workload (h = 3 / 99)."""
+    times = scoring.missing_as_inf(pd.read_csv(PUBLISHED / times_file, index_col="submission"))
+    published = pd.read_csv(PUBLISHED / "scores.csv", index_col="submission")[score_column]
+    algoperf = scoring.benchmark_score(times, profile_points=100)
+    assert algoperf.sort_index().to_numpy() == pytest.approx(published.sort_index().to_numpy(), abs=1e-12)
+    assert algoperf.idxmax() == published.idxmax() and published["muon_torch_jax_hps"] == 0.0
+    exact = scoring.benchmark_score(times)
+    assert np.abs(exact - algoperf).max() <= 1 / 198
+    assert (exact - algoperf).abs().max() > 1e-4  # the two integrals are not the same number
