@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness import scoring
 from harness.results import atomic_write_text, load_results
-from harness.tuning import tag_fields
+from harness.tuning import SELF_TUNING_BUDGET_MULTIPLIER, tag_fields
 
 HARDWARE_KEY = "provenance.hardware.fingerprint"
 HARDWARE_LABEL = "provenance.hardware.label"
@@ -47,10 +47,13 @@ class Board:
     variant_of: dict[str, str | None]
     budgets: dict[str, float]
     table: pd.DataFrame  # one row per submission, ranked
+    conditions: str = ""  # '' = the ruleset's budget and no step cap; else what differs (see `conditions`)
 
     @property
     def title(self) -> str:
-        return f"preset `{self.preset}`, ruleset `{self.ruleset}`, hardware: {self.hardware} [{self.fingerprint}]"
+        off_ruleset = f", off the ruleset: {self.conditions}" if self.conditions else ""
+        return (f"preset `{self.preset}`, ruleset `{self.ruleset}`{off_ruleset}, "
+                f"hardware: {self.hardware} [{self.fingerprint}]")
 
 
 def with_study_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -63,19 +66,39 @@ def with_study_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def build(results_dir: Path | str, preset: str = "cpu", ruleset: str | None = None,
           options: Options = Options()) -> list[Board]:
-    """Boards for every (hardware, ruleset) found under results_dir for `preset`."""
+    """Boards for every (hardware, ruleset, run conditions) found under results_dir for `preset`."""
     frame = load_results(Path(results_dir))
     if frame.empty or HARDWARE_KEY not in frame:
         return []
     frame = with_study_columns(frame[frame["preset"] == preset])
     if ruleset is not None:
         frame = frame[frame["ruleset"] == ruleset]
+    if frame.empty:
+        return []
     frame = frame.assign(**{HARDWARE_KEY: frame[HARDWARE_KEY].fillna("unknown"),
                             HARDWARE_LABEL: frame[HARDWARE_LABEL].fillna("unknown hardware")})
+    frame = frame.assign(conditions=conditions(frame))
     boards = []
-    for (fingerprint, group_ruleset), group in frame.groupby([HARDWARE_KEY, "ruleset"], sort=True):
-        boards.append(build_board(group, str(fingerprint), preset, str(group_ruleset), options))
+    keys = [HARDWARE_KEY, "ruleset", "conditions"]
+    for (fingerprint, group_ruleset, group_conditions), group in frame.groupby(keys, sort=True):
+        board = build_board(group, str(fingerprint), preset, str(group_ruleset), options)
+        boards.append(dataclasses.replace(board, conditions=group_conditions))
     return boards
+
+
+def conditions(frame: pd.DataFrame) -> pd.Series:
+    """'' for trials run under their ruleset's conditions; otherwise what differs (a step cap, a time
+    budget other than the ruleset's x1.5 for self-tuning and x1 otherwise), as `reproduce` runs its
+    equal-steps and run-to-the-budget tables or a smoke test caps steps. Boards never mix conditions.
+    Records without a spec count as standard."""
+    missing = pd.Series(np.nan, index=frame.index)
+    expected = np.where(frame["ruleset"] == "self", SELF_TUNING_BUDGET_MULTIPLIER, 1.0)
+    factor = frame.get("spec.budget_multiplier", missing).astype(float) / expected
+    capped = frame.get("spec.max_steps", missing).notna()
+    parts = pd.DataFrame({"cap": np.where(capped, "step cap", ""),
+                          "budget": [f"budget x{f:g} the ruleset's" if np.isfinite(f) and not np.isclose(f, 1.0)
+                                     else "" for f in factor]}, index=frame.index)
+    return parts.apply(lambda row: ", ".join(part for part in row if part), axis=1).astype(str)
 
 
 def variant_map(trials: pd.DataFrame) -> dict[str, str | None]:
@@ -151,7 +174,8 @@ def note(board: Board, options: Options) -> str:
             f"95% CI: bootstrap over studies ({options.n_boot} draws); variant rule {rule}; steps_score: the "
             "same score on steps-to-target; speedup: geometric mean of the reference's time over the "
             "submission's (a miss counts as the budget); times: median over studies of the fastest trial "
-            "reaching the validation target, 'miss' = none within budget")
+            "reaching the validation target, 'miss' = none within budget"
+)
 
 
 def render_markdown(boards: list[Board], options: Options = Options()) -> str:
@@ -169,7 +193,7 @@ def render_markdown(boards: list[Board], options: Options = Options()) -> str:
 
 def to_csv(boards: list[Board]) -> str:
     frames = [b.table.reset_index().assign(hardware=b.hardware, fingerprint=b.fingerprint, preset=b.preset,
-                                           ruleset=b.ruleset) for b in boards]
+                                           ruleset=b.ruleset, conditions=b.conditions) for b in boards]
     return pd.concat(frames).to_csv(index=False) if frames else ""
 
 

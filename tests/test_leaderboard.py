@@ -17,16 +17,17 @@ BUDGET = 30.0
 
 
 def write_trial(root: Path, submission: str, workload: str, tag: str, seconds: float | None, steps: int | None = None,
-                hardware=HW_A, variant_of: str | None = None, seed: int = 0, preset: str = "cpu") -> None:
+                hardware=HW_A, variant_of: str | None = None, seed: int = 0, preset: str = "cpu",
+                spec: dict | None = None) -> None:
     """One trial directory as the runner writes it; seconds=None is a miss."""
-    trial_dir = root / "trials" / workload / submission / preset / f"{tag}-seed{seed}"
+    trial_dir = root / "trials" / workload / submission / preset / f"{tag}-seed{seed}{'-spec' if spec else ''}"
     reached = seconds is not None
     atomic_write_json(trial_dir / RESULT_FILE, {
         "workload": workload, "submission": submission, "preset": preset, "seed": seed, "tag": tag,
         "status": "reached" if reached else "budget", "reached_target": reached,
         "time_to_target_s": seconds, "steps_to_target": (steps if steps is not None else int(seconds * 10)) if reached else None,
         "budget_s": BUDGET, "variant_of": variant_of, "target_metric": "loss", "target_value": 0.1,
-        "target_direction": "min", "provenance": {"hardware": hardware}})
+        "target_direction": "min", "provenance": {"hardware": hardware}, **({"spec": spec} if spec else {})})
     end = seconds if reached else BUDGET
     rows = [{"step": k, "submission_time_s": end * k / 4, "loss": 1.0 / (1 + 9 * k / 4)} for k in range(5)]
     append_jsonl(trial_dir / EVALS_FILE, rows)
@@ -137,3 +138,24 @@ def test_empty_results_tree(tmp_path):
     assert leaderboard.build(tmp_path) == []
     paths = leaderboard.write([], tmp_path)
     assert "(no results)" in paths[0].read_text()
+
+
+def test_trials_off_the_ruleset_get_their_own_board(tree):
+    """`reproduce` writes self-tuning-tagged trials with a step cap or a x10 budget: they never join
+    the ruleset's board, but get boards of their own that say what differs."""
+    write_trial(tree, "capped", "w1", "self/study1", 0.5, spec={"budget_multiplier": 1.5, "max_steps": 600})
+    write_trial(tree, "long", "w1", "self/study1", 0.5, spec={"budget_multiplier": 15.0, "max_steps": None})
+    write_trial(tree, "fast", "w1", "self/study1", 0.1, spec={"budget_multiplier": 15.0, "max_steps": 600})
+    write_trial(tree, "standard", "w1", "self/study1", 2.0, spec={"budget_multiplier": 1.5, "max_steps": None})
+    write_trial(tree, "fast", "w1", "bench", 0.05, seed=7, spec={"budget_multiplier": 1.0, "max_steps": None})
+    boards = leaderboard.build(tree, "cpu", options=leaderboard.Options(n_boot=5))
+    mine = {(b.ruleset, b.conditions): b for b in boards if b.fingerprint == HW_A["fingerprint"]}
+    assert sorted(mine) == [("bench", ""), ("self", ""), ("self", "budget x10 the ruleset's"),
+                            ("self", "step cap"), ("self", "step cap, budget x10 the ruleset's")]
+    standard = mine["self", ""].table
+    assert sorted(standard.index) == ["fast", "slow", "standard"]
+    assert standard.at["fast", "w1 [s]"] == 3 and standard.at["standard", "w1 [s]"] == 2
+    assert list(mine["self", "step cap"].table.index) == ["capped"]
+    assert "off the ruleset: step cap" in mine["self", "step cap"].title
+    assert "off the ruleset" not in mine["self", ""].title
+    assert mine["bench", ""].table.at["fast", "w1 [s]"] == pytest.approx(0.075)  # seeds 0 and 7
