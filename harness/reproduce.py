@@ -386,13 +386,26 @@ def outcome(paper: Paper, values: Mapping[tuple[str, str, str], Mapping[int, flo
         claims.append(claim_line(claim, advantages, preset))
     return {"paper": paper.name, "title": paper.title, "arxiv": paper.arxiv, "table": paper.table,
             "preset": preset, "hardware": hardware, "pending_trials": pending,
-            "date": datetime.date.today().isoformat(), "markdown": render_table(paper, values), "claims": claims}
+            "date": datetime.date.today().isoformat(), "markdown": render_table(paper, values), "claims": claims,
+            "workloads": workload_lines(paper)}
+
+
+def workload_lines(paper: Paper) -> list[str]:
+    """What each workload of the table is (model, data): at `cpu` a paper's CIFAR or GPT-2 claim meets
+    a small model on small data, and the reader of a verdict should see which."""
+    classes = {w: registry.workload_class(w) for w in paper.workloads}
+    return [f"{w}: {cls.description}; data: {cls.data_description or 'see the workload'}" for w, cls in classes.items()]
+
+
+def workload_block(result: Mapping[str, Any]) -> list[str]:
+    return ["Workloads:"] + [f"- {line}" for line in result.get("workloads", [])] + [""] if result.get("workloads") else []
 
 
 def render_outcome(result: Mapping[str, Any]) -> str:
     arxiv = f" (arXiv:{result['arxiv']})" if result["arxiv"] else ""
     lines = [f"## {result['paper']}: {result['title']}{arxiv}",
-             f"{result['table']} — preset `{result['preset']}`, {result['hardware']}", "", result["markdown"], ""]
+             f"{result['table']} — preset `{result['preset']}`, {result['hardware']}", "", result["markdown"], "",
+             *workload_block(result)]
     if result["pending_trials"]:
         lines.append(f"{result['pending_trials']} trials still queued or running; run the command again later.\n")
     lines += [f"- {claim['line']}" for claim in result["claims"]]
@@ -434,7 +447,7 @@ def render_ledger(stored: Mapping[str, Mapping[str, Any]]) -> str:
         for run in runs:
             note = f" Note: {run['note']}" if run.get("note") else ""
             lines += [f"- Outcome at preset `{run['preset']}` on {run['hardware']}, {run['date']}.{note}", ""]
-            lines += [run["markdown"], ""] + [f"- {claim['line']}" for claim in run["claims"]] + [""]
+            lines += [run["markdown"], "", *workload_block(run)] + [f"- {claim['line']}" for claim in run["claims"]] + [""]
     return "\n".join(lines)
 
 

@@ -136,6 +136,7 @@ def test_ledger_merges_runs_and_lists_papers_not_run(tmp_path):
     assert "Outcome at preset `cpu` on some CPU" in text and "Note: shared machine" in text
     assert "Outcome at preset `tiny`" in text and "→ supported at this scale" in text
     assert "## lion:" in text and "not run on this machine yet" in text
+    assert "- gpt2: GPT decoder language model" in text and "data: real: Shakespeare" in text  # which model, which data
     summary = reproduce.ledger_summary(tmp_path)
     assert "| sophia | Sophia needs 2x fewer steps than AdamW to reach the same validation loss on GPT-2 | cpu, " \
            "some CPU" in summary and summary.count("| supported |") == 2

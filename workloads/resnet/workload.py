@@ -58,7 +58,8 @@ class ResNetWorkload(ImageClassification):
     name = "resnet"
     family = "resnet"
     algoperf_name = "imagenet_resnet"
-    description = "CIFAR-style ResNet with BatchNorm, softmax cross-entropy, crop augmentation (ResNet-18 at full)"
+    description = ("CIFAR-style ResNet with BatchNorm, softmax cross-entropy, crop augmentation "
+                   "(ResNet-8 at cpu, ResNet-18 at full)")
     data_description = DATA_DESCRIPTION
     sizes = RESNET_SIZES
     activation = "relu"

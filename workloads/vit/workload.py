@@ -58,7 +58,8 @@ class ViTWorkload(ImageClassification):
     name = "vit"
     family = "vit"
     algoperf_name = "imagenet_vit"
-    description = "Vision Transformer (pre-LN, class token), softmax cross-entropy (ViT-S/4 at full)"
+    description = ("Vision Transformer (pre-LN, class token), softmax cross-entropy "
+                   "(width 64, depth 3, patch 2 at cpu; ViT-S/4 at full)")
     data_description = DATA_DESCRIPTION
     sizes = VIT_SIZES
     glu = False
