@@ -88,14 +88,19 @@ def build(results_dir: Path | str, preset: str = "cpu", ruleset: str | None = No
 
 def conditions(frame: pd.DataFrame) -> pd.Series:
     """'' for trials run under their ruleset's conditions; otherwise what differs (a step cap, a time
-    budget other than the ruleset's x1.5 for self-tuning and x1 otherwise), as `reproduce` runs its
-    equal-steps and run-to-the-budget tables or a smoke test caps steps. Boards never mix conditions.
+    budget other than the ruleset's x1.5 for self-tuning and x1 otherwise, self-tuning trials given
+    hyperparameters), as `reproduce` runs its equal-steps and run-to-the-budget tables and its
+    baselines at a paper's settings, or a smoke test caps steps. Boards never mix conditions.
     Records without a spec count as standard."""
     missing = pd.Series(np.nan, index=frame.index)
-    expected = np.where(frame["ruleset"] == "self", SELF_TUNING_BUDGET_MULTIPLIER, 1.0)
+    self_tuning = frame["ruleset"] == "self"
+    expected = np.where(self_tuning, SELF_TUNING_BUDGET_MULTIPLIER, 1.0)
     factor = frame.get("spec.budget_multiplier", missing).astype(float) / expected
     capped = frame.get("spec.max_steps", missing).notna()
+    # json_normalize spreads spec.hyperparameters into one column per name (none when all are empty)
+    set_by_hand = frame.filter(like="spec.hyperparameters.").notna().any(axis=1) & self_tuning
     parts = pd.DataFrame({"cap": np.where(capped, "step cap", ""),
+                          "hyperparameters": np.where(set_by_hand, "hyperparameters set", ""),
                           "budget": [f"budget x{f:g} the ruleset's" if np.isfinite(f) and not np.isclose(f, 1.0)
                                      else "" for f in factor]}, index=frame.index)
     return parts.apply(lambda row: ", ".join(part for part in row if part), axis=1).astype(str)
@@ -134,8 +139,10 @@ def build_board(trials: pd.DataFrame, fingerprint: str, preset: str, ruleset: st
         table[f"{name}_low"], table[f"{name}_high"] = ci["low"], ci["high"]
     table["reached"] = np.isfinite(scored).sum(axis=1)
     table["misses"] = (~np.isfinite(scored)).sum(axis=1)
-    table = table.join(scoring.missing_as_inf(times).add_suffix(" [s]"))
-    table = table.join(scoring.missing_as_inf(steps).add_suffix(" [steps]"))
+    # a workload the submission has no trial on scores as a miss, but its cell says "not run" (NaN)
+    table["not_run"] = times.reindex(columns=scored.columns).isna().sum(axis=1)
+    table = table.join(times.add_suffix(" [s]"))
+    table = table.join(steps.add_suffix(" [steps]"))
     table = table.sort_values(["score", "reached"], ascending=False)
     table.index.name = "submission"
     return Board(hardware=str(trials[HARDWARE_LABEL].iloc[0]), fingerprint=fingerprint, preset=preset,
@@ -156,6 +163,8 @@ def format_cell(value) -> str:
 def display_table(board: Board) -> pd.DataFrame:
     """The board's table with each statistic's CI folded into one column, for Markdown and HTML."""
     table = board.table.copy()
+    for column in [c for c in table.columns if c.endswith((" [s]", " [steps]"))]:
+        table[column] = table[column].astype(object).where(table[column].notna(), "not run")
     for name in [c[:-len("_low")] for c in board.table.columns if c.endswith("_low")]:
         low, high = table.pop(f"{name}_low"), table.pop(f"{name}_high")
         ci = [f"[{format_cell(a)}, {format_cell(b)}]" for a, b in zip(low, high)]
@@ -174,7 +183,8 @@ def note(board: Board, options: Options) -> str:
             f"95% CI: bootstrap over studies ({options.n_boot} draws); variant rule {rule}; steps_score: the "
             "same score on steps-to-target; speedup: geometric mean of the reference's time over the "
             "submission's (a miss counts as the budget); times: median over studies of the fastest trial "
-            "reaching the validation target, 'miss' = none within budget"
+            "reaching the validation target, 'miss' = none within budget, 'not run' = no trial on that "
+            "workload (scored as a miss; not_run counts them among the scored workloads)"
 )
 
 

@@ -112,14 +112,26 @@ class Claim:
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """One row of the table: a submission under a tuning ruleset."""
+    """One row of the table: a submission under a tuning ruleset, optionally at the hyperparameters
+    the paper ran it with (over its defaults, or pinned over every tuning point); `source` says where
+    they come from. A baseline's timetrial defaults are tuned on the logistic-regression suite, and
+    a paper compares against its baseline at the settings of its own domain."""
 
     submission: str
     ruleset: str = "self"
+    hyperparameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    source: str = ""
 
     @property
     def label(self) -> str:
-        return f"{self.submission} ({'defaults' if self.ruleset == 'self' else 'tuned'})"
+        how = "tuned" if self.ruleset == "external" else "settings below" if self.hyperparameters else "defaults"
+        return f"{self.submission} ({how})"
+
+    @property
+    def settings_line(self) -> str:
+        values = ", ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                           for name, value in self.hyperparameters.items())
+        return f"{self.label}: {values}" + (f" ({self.source})" if self.source else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,11 +182,18 @@ def parse_paper(name: str, raw: Mapping[str, Any]) -> Paper:
         return mapping[key]
 
     entries = []
+    entry_keys = [field.name for field in dataclasses.fields(Entry)]
     for item in need(raw, "submissions"):
-        entry = Entry(**item) if isinstance(item, Mapping) else Entry(str(item))
+        item = dict(item) if isinstance(item, Mapping) else {"submission": str(item)}
+        unknown = sorted(set(item) - set(entry_keys))
+        if unknown or "submission" not in item:
+            raise ReproduceConfigError(f"{where}: submissions entry {item} has unknown keys {unknown} or no "
+                                       f"'submission'; valid keys: {entry_keys}")
+        entry = Entry(**item)
         if entry.ruleset not in RULESETS:
             raise ReproduceConfigError(f"{where}: submission {entry.submission!r} has ruleset "
                                        f"{entry.ruleset!r}; valid: {list(RULESETS)}")
+        check_hyperparameters(entry, where)
         entries.append(entry)
     workloads = tuple(need(raw, "workloads"))
     known = registry.workload_classes()
@@ -218,6 +237,18 @@ def parse_paper(name: str, raw: Mapping[str, Any]) -> Paper:
     return paper
 
 
+def check_hyperparameters(entry: Entry, where: str) -> None:
+    from harness.submission import load_submission
+
+    if not entry.hyperparameters:
+        return
+    known = load_submission(entry.submission).default_hyperparameters()
+    unknown = sorted(set(entry.hyperparameters) - set(known))
+    if unknown:
+        raise ReproduceConfigError(f"{where}: submission {entry.submission!r} has no hyperparameter(s) {unknown}; "
+                                   f"valid: {sorted(known)}")
+
+
 # ---- running ------------------------------------------------------------------------------------
 
 def paper_specs(paper: Paper, cfg: DictConfig, hyperparameters: Mapping[str, Any]) -> list:
@@ -239,7 +270,8 @@ def paper_specs(paper: Paper, cfg: DictConfig, hyperparameters: Mapping[str, Any
                 stop_at_target=paper.stop_at_target,
                 budget_multiplier=cfg.budget_multiplier * paper.budget_multiplier,
                 max_steps=cfg.max_steps or resolve_max_steps(paper.max_steps, workload, cfg))
-            specs += study_grid(submission, template, entry.ruleset, trials, studies, hyperparameters)
+            specs += study_grid(submission, template, entry.ruleset, trials, studies,
+                                {**entry.hyperparameters, **hyperparameters})
     return specs
 
 
@@ -273,12 +305,37 @@ def run_paper(paper: Paper, cfg: DictConfig, hyperparameters: Mapping[str, Any] 
     specs = paper_specs(paper, cfg, hyperparameters or {})
     records = sweep.launch(specs, cfg)
     return outcome(paper, study_values(paper, records), cfg.preset, hardware_label(records),
-                   pending=sum(r.get("status") == "queued" for r in records))
+                   pending=sum(r.get("status") == "queued" for r in records), date=run_date(records),
+                   caveat=incomparable(records))
+
+
+def incomparable(records: Sequence[Mapping[str, Any]]) -> str:
+    """Why the table's trials cannot be compared ('' when they can): a finished trial is reused
+    whatever machine ran it, so a results tree carried to other hardware, or a recalibrated target,
+    can put two machines' clocks or two targets into one table."""
+    ran = [r for r in records if "provenance" in r]
+    machines = sorted({r["provenance"]["hardware"].get("fingerprint", "unknown") for r in ran})
+    if len(machines) > 1:
+        return (f"trials from {len(machines)} machines ({', '.join(machines)}): rerun the paper on one machine "
+                "with force=true")
+    targets = {}
+    for record in ran:
+        targets.setdefault(record["workload"], set()).add(record.get("target_value"))
+    differing = sorted(w for w, values in targets.items() if len(values) > 1)
+    if differing:
+        return f"trials with different targets on {', '.join(differing)}: rerun the paper with force=true"
+    return ""
 
 
 def hardware_label(records: Sequence[Mapping[str, Any]]) -> str:
     labels = {r["provenance"]["hardware"]["label"] for r in records if "provenance" in r}
     return ", ".join(sorted(labels)) or "unknown"
+
+
+def run_date(records: Sequence[Mapping[str, Any]]) -> str | None:
+    """The day the newest trial of the table finished (a rerun that reuses them is not a new run)."""
+    stamps = [r["provenance"]["timestamp"] for r in records if "timestamp" in r.get("provenance", {})]
+    return max(stamps)[:10] if stamps else None
 
 
 # ---- the table and the claims --------------------------------------------------------------------
@@ -356,8 +413,9 @@ def classify(advantages: Sequence[float], threshold: float) -> str:
     return INCONCLUSIVE
 
 
-def claim_line(claim: Claim, advantages: Sequence[float], preset: str) -> dict[str, Any]:
-    verdict = classify(advantages, claim.threshold)
+def claim_line(claim: Claim, advantages: Sequence[float], preset: str, caveat: str = "") -> dict[str, Any]:
+    """The claim's verdict and its line; a `caveat` (the trials are not comparable) makes it inconclusive."""
+    verdict = INCONCLUSIVE if caveat else classify(advantages, claim.threshold)
     defined = [a for a in advantages if not math.isnan(a)]
     if not advantages:
         ours = "no finished studies"
@@ -373,21 +431,22 @@ def claim_line(claim: Claim, advantages: Sequence[float], preset: str) -> dict[s
             ours += f", {undefined} undefined)" if undefined else ")"
     text = (f"{claim.text} — paper: {claim.paper_says}, counted as supported from "
             f"{claim.unit(claim.threshold)}; ours on {', '.join(claim.workloads)} ({claim.metric}, {preset}): "
-            f"{ours} → {verdict} at this scale")
+            f"{ours} → {verdict} at this scale" + (f" ({caveat})" if caveat else ""))
     return {"claim": claim.text, "verdict": verdict, "advantages": list(advantages), "line": text}
 
 
 def outcome(paper: Paper, values: Mapping[tuple[str, str, str], Mapping[int, float]], preset: str,
-            hardware: str, pending: int = 0) -> dict[str, Any]:
+            hardware: str, pending: int = 0, date: str | None = None, caveat: str = "") -> dict[str, Any]:
     labels = {e.submission: e.label for e in paper.entries}
     claims = []
     for claim in paper.claims:
         advantages = claim_advantages(claim, paper.metric(claim.metric), values, labels)
-        claims.append(claim_line(claim, advantages, preset))
+        claims.append(claim_line(claim, advantages, preset, caveat))
     return {"paper": paper.name, "title": paper.title, "arxiv": paper.arxiv, "table": paper.table,
             "preset": preset, "hardware": hardware, "pending_trials": pending,
-            "date": datetime.date.today().isoformat(), "markdown": render_table(paper, values), "claims": claims,
-            "workloads": workload_lines(paper)}
+            "date": date or datetime.date.today().isoformat(), "markdown": render_table(paper, values),
+            "claims": claims, "workloads": workload_lines(paper),
+            "settings": [e.settings_line for e in paper.entries if e.hyperparameters]}
 
 
 def workload_lines(paper: Paper) -> list[str]:
@@ -397,15 +456,21 @@ def workload_lines(paper: Paper) -> list[str]:
     return [f"{w}: {cls.description}; data: {cls.data_description or 'see the workload'}" for w, cls in classes.items()]
 
 
-def workload_block(result: Mapping[str, Any]) -> list[str]:
-    return ["Workloads:"] + [f"- {line}" for line in result.get("workloads", [])] + [""] if result.get("workloads") else []
+def notes_block(result: Mapping[str, Any]) -> list[str]:
+    """What the table's rows and columns are: the settings of rows not at their defaults, and each
+    workload's model and data at the preset."""
+    lines = []
+    for key, title in (("settings", "Settings"), ("workloads", "Workloads")):
+        if result.get(key):
+            lines += [f"{title}:"] + [f"- {line}" for line in result[key]] + [""]
+    return lines
 
 
 def render_outcome(result: Mapping[str, Any]) -> str:
     arxiv = f" (arXiv:{result['arxiv']})" if result["arxiv"] else ""
     lines = [f"## {result['paper']}: {result['title']}{arxiv}",
              f"{result['table']} — preset `{result['preset']}`, {result['hardware']}", "", result["markdown"], "",
-             *workload_block(result)]
+             *notes_block(result)]
     if result["pending_trials"]:
         lines.append(f"{result['pending_trials']} trials still queued or running; run the command again later.\n")
     lines += [f"- {claim['line']}" for claim in result["claims"]]
@@ -447,7 +512,7 @@ def render_ledger(stored: Mapping[str, Mapping[str, Any]]) -> str:
         for run in runs:
             note = f" Note: {run['note']}" if run.get("note") else ""
             lines += [f"- Outcome at preset `{run['preset']}` on {run['hardware']}, {run['date']}.{note}", ""]
-            lines += [run["markdown"], "", *workload_block(run)] + [f"- {claim['line']}" for claim in run["claims"]] + [""]
+            lines += [run["markdown"], "", *notes_block(run)] + [f"- {claim['line']}" for claim in run["claims"]] + [""]
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 median over studies, variant rule, steps score, speedup, and the written md/csv/html."""
 
 import base64
+import math
 import re
 from pathlib import Path
 
@@ -146,12 +147,20 @@ def test_trials_off_the_ruleset_get_their_own_board(tree):
     write_trial(tree, "capped", "w1", "self/study1", 0.5, spec={"budget_multiplier": 1.5, "max_steps": 600})
     write_trial(tree, "long", "w1", "self/study1", 0.5, spec={"budget_multiplier": 15.0, "max_steps": None})
     write_trial(tree, "fast", "w1", "self/study1", 0.1, spec={"budget_multiplier": 15.0, "max_steps": 600})
-    write_trial(tree, "standard", "w1", "self/study1", 2.0, spec={"budget_multiplier": 1.5, "max_steps": None})
+    write_trial(tree, "standard", "w1", "self/study1", 2.0,
+                spec={"budget_multiplier": 1.5, "max_steps": None, "hyperparameters": {}})
+    write_trial(tree, "pinned", "w1", "self/study1", 0.2,  # a baseline at a paper's settings: not self-tuning
+                spec={"budget_multiplier": 1.5, "max_steps": None, "hyperparameters": {"learning_rate": 0.1}})
+    write_trial(tree, "tuned", "w1", "external/study1/trial1", 1.0,  # external trials always carry their point
+                spec={"budget_multiplier": 1.0, "max_steps": None, "hyperparameters": {"learning_rate": 0.1}})
     write_trial(tree, "fast", "w1", "bench", 0.05, seed=7, spec={"budget_multiplier": 1.0, "max_steps": None})
     boards = leaderboard.build(tree, "cpu", options=leaderboard.Options(n_boot=5))
     mine = {(b.ruleset, b.conditions): b for b in boards if b.fingerprint == HW_A["fingerprint"]}
-    assert sorted(mine) == [("bench", ""), ("self", ""), ("self", "budget x10 the ruleset's"),
-                            ("self", "step cap"), ("self", "step cap, budget x10 the ruleset's")]
+    assert sorted(mine) == [("bench", ""), ("external", ""), ("self", ""), ("self", "budget x10 the ruleset's"),
+                            ("self", "hyperparameters set"), ("self", "step cap"),
+                            ("self", "step cap, budget x10 the ruleset's")]
+    assert list(mine["self", "hyperparameters set"].table.index) == ["pinned"]
+    assert list(mine["external", ""].table.index) == ["tuned"]
     standard = mine["self", ""].table
     assert sorted(standard.index) == ["fast", "slow", "standard"]
     assert standard.at["fast", "w1 [s]"] == 3 and standard.at["standard", "w1 [s]"] == 2
@@ -159,3 +168,16 @@ def test_trials_off_the_ruleset_get_their_own_board(tree):
     assert "off the ruleset: step cap" in mine["self", "step cap"].title
     assert "off the ruleset" not in mine["self", ""].title
     assert mine["bench", ""].table.at["fast", "w1 [s]"] == pytest.approx(0.075)  # seeds 0 and 7
+
+
+def test_a_workload_never_run_reads_not_run_and_scores_as_a_miss(tree):
+    for study in (1, 2, 3):
+        write_trial(tree, "partial", "w1", f"self/study{study}", 1.0)
+    options = leaderboard.Options(n_boot=5)
+    board = board_for(leaderboard.build(tree, "cpu", "self", options), HW_A["fingerprint"], "self")
+    table = board.table
+    assert math.isnan(table.at["partial", "w2 [s]"]) and table.at["partial", "w1 [s]"] == 1
+    assert table.at["partial", "not_run"] == 1 and table.at["fast", "not_run"] == 0
+    assert table.at["partial", "misses"] == 1  # w2 counts against it
+    row = next(line for line in leaderboard.render_markdown([board], options).splitlines() if "| partial |" in line)
+    assert "not run" in row and "miss" not in row.replace("not run", "")

@@ -1,5 +1,6 @@
 """`timetrial reproduce`: paper configs, the table renderer, the claim classifier and the ledger."""
 
+import json
 import math
 
 import pytest
@@ -48,6 +49,12 @@ def test_bad_configs_name_the_bad_key():
         reproduce.parse_paper("x", raw_paper(claims=[bad_claim]))
     with pytest.raises(reproduce.ReproduceConfigError, match="ruleset 'tuned'; valid"):
         reproduce.parse_paper("x", raw_paper(submissions=[{"submission": "adamw", "ruleset": "tuned"}]))
+    with pytest.raises(reproduce.ReproduceConfigError, match="unknown keys \\['lr'\\].*valid keys: .*hyperparameters"):
+        reproduce.parse_paper("x", raw_paper(submissions=["sgd_momentum", {"submission": "adamw", "lr": 0.1}]))
+    with pytest.raises(reproduce.ReproduceConfigError, match="'adamw' has no hyperparameter\\(s\\) \\['lr'\\]; "
+                                                             "valid: .*'learning_rate'"):
+        reproduce.parse_paper("x", raw_paper(submissions=["sgd_momentum", {"submission": "adamw",
+                                                                           "hyperparameters": {"lr": 0.1}}]))
     with pytest.raises(reproduce.ReproduceConfigError, match="max_steps='half'; valid: an integer, step_hint"):
         reproduce.parse_paper("x", raw_paper(max_steps="half"))
     with pytest.raises(reproduce.ReproduceConfigError, match="no reproduce config 'nope'.*sophia"):
@@ -142,6 +149,32 @@ def test_ledger_merges_runs_and_lists_papers_not_run(tmp_path):
            "some CPU" in summary and summary.count("| supported |") == 2
 
 
+def test_the_date_of_an_outcome_is_the_day_its_newest_trial_ran():
+    records = [{"provenance": {"timestamp": "2026-11-23T21:11:15+00:00"}},
+               {"provenance": {"timestamp": "2026-11-24T01:02:03+00:00"}}, {"status": "queued"}]
+    assert reproduce.run_date(records) == "2026-11-24"
+    assert reproduce.run_date([{"status": "queued"}]) is None
+    paper = reproduce.load_paper("sophia")
+    assert reproduce.outcome(paper, {}, "cpu", "some CPU", date="2026-11-24")["date"] == "2026-11-24"
+
+
+def test_trials_from_two_machines_or_two_targets_make_every_claim_inconclusive():
+    def record(fingerprint, target=3.0, workload="gpt2"):
+        return {"workload": workload, "target_value": target, "provenance": {"hardware": {"fingerprint": fingerprint}}}
+
+    assert reproduce.incomparable([record("a"), record("a"), {"status": "queued"}]) == ""
+    assert reproduce.incomparable([record("a"), record("b")]).startswith("trials from 2 machines (a, b)")
+    assert reproduce.incomparable([record("a", 3.0), record("a", 2.7), record("a", 1.0, "vit")]).startswith(
+        "trials with different targets on gpt2")
+    paper = reproduce.load_paper("sophia")
+    sophia, adamw = (e.label for e in paper.entries)
+    values = {(sophia, "gpt2", "steps_to_target"): {1: 50.0}, (adamw, "gpt2", "steps_to_target"): {1: 100.0}}
+    assert reproduce.outcome(paper, values, "cpu", "x")["claims"][0]["verdict"] == SUPPORTED
+    mixed = reproduce.outcome(paper, values, "cpu", "x", caveat="trials from 2 machines (a, b)")["claims"][0]
+    assert mixed["verdict"] == INCONCLUSIVE and mixed["line"].endswith("→ inconclusive at this scale "
+                                                                        "(trials from 2 machines (a, b))")
+
+
 def test_cli_usage_errors(capsys):
     assert cli.main(["reproduce", "nope"]) == 2
     assert "no reproduce config 'nope'" in capsys.readouterr().err
@@ -152,13 +185,23 @@ def test_cli_usage_errors(capsys):
 
 
 def test_run_paper_reuses_finished_trials(tmp_path, data_dir):
-    paper = reproduce.parse_paper("x", raw_paper(workloads=["logreg_wine"], submissions=["sgd_momentum", "adamw"]))
+    at_paper_settings = {"submission": "adamw", "hyperparameters": {"learning_rate": 0.002, "beta2": 0.95},
+                         "source": "the paper's Table 9"}
+    paper = reproduce.parse_paper("x", raw_paper(workloads=["logreg_wine"],
+                                                 submissions=["sgd_momentum", at_paper_settings]))
     cfg = cli.load_config(["preset=tiny", "reproduce.studies=2", "max_steps=3", "progress=false",
                            f"results_dir={tmp_path}", f"data_dir={data_dir}"])
-    first = reproduce.run_paper(paper, cfg)
+    first = reproduce.run_paper(paper, cfg, {"beta2": 0.9})
     results = sorted(tmp_path.rglob("result.json"))
     assert len(results) == 4  # 2 submissions x 1 workload x 2 studies
-    assert "| sgd_momentum (defaults) |" in first["markdown"] and "| adamw (defaults) |" in first["markdown"]
+    assert "| sgd_momentum (defaults) |" in first["markdown"] and "| adamw (settings below) |" in first["markdown"]
+    records = [json.loads(path.read_text()) for path in results]
+    adamw = [r["hyperparameters"] for r in records if r["submission"] == "adamw"]
+    # the paper's settings over the defaults, and the command line's hp.* over the paper's
+    assert all(h["learning_rate"] == 0.002 and h["beta2"] == 0.9 and h["one_minus_beta1"] == 0.1 for h in adamw)
+    assert first["settings"] == ["adamw (settings below): learning_rate=0.002, beta2=0.95 (the paper's Table 9)"]
+    assert "Settings:\n- adamw (settings below): learning_rate=0.002" in reproduce.render_outcome(first)
+    assert first["date"] == max(r["provenance"]["timestamp"] for r in records)[:10]
     assert len(first["claims"][0]["advantages"]) == 2 and first["claims"][0]["line"].endswith("at this scale")
     stamps = [p.stat().st_mtime_ns for p in results]
     again = reproduce.run_paper(paper, cfg)
