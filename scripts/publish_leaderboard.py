@@ -4,6 +4,7 @@ machine; then leaderboard.md / leaderboard.csv / report.html and publish.json (h
 
     python scripts/publish_leaderboard.py                       # every submission, every cpu workload with data
     python scripts/publish_leaderboard.py --family logreg       # one workload family
+    python scripts/publish_leaderboard.py --family resnet,vit,gpt,dlrm --studies 1   # several
     python scripts/publish_leaderboard.py --submissions adamw,nadamw --studies 3
 
 Finished trials are skipped, so an interrupted run resumes where it stopped.
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import time
+from pathlib import Path
 
 from harness import leaderboard, registry, sweep
 from harness.provenance import hardware
@@ -26,7 +29,8 @@ from harness.tuning import study_grid
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", default="all", help="all, or a comma-separated list of names")
-    parser.add_argument("--family", default=None, help="only workloads of this family (e.g. logreg)")
+    parser.add_argument("--family", default=None,
+                        help="only workloads of these families, comma-separated (e.g. logreg or resnet,vit)")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--studies", type=int, default=3)
     parser.add_argument("--results-dir", default="results")
@@ -40,11 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = available_submissions() if args.submissions == "all" else args.submissions.split(",")
     submissions = [load_submission(name) for name in names]  # unknown names fail here, listing the valid ones
-    workloads = [w for w in sweep.suite("all", args.preset, args.data_dir)
-                 if args.family is None or registry.workload_class(w).family == args.family]
+    families = sorted({cls.family for cls in registry.workload_classes().values()})
+    chosen = families if args.family is None else args.family.split(",")
+    unknown = sorted(set(chosen) - set(families))
+    if unknown:
+        raise SystemExit(f"--family: no workload family {unknown}; families: {families}")
+    workloads = [w for w in sweep.suite("all", args.preset, args.data_dir) if registry.workload_class(w).family in chosen]
     if not workloads:
-        families = sorted({cls.family for cls in registry.workload_classes().values()})
-        raise SystemExit(f"no {args.preset} workloads with data for family {args.family!r}; families: {families}")
+        raise SystemExit(f"no {args.preset} workloads with data for families {chosen}; families: {families}")
     specs = [spec for name, submission in zip(names, submissions) for workload in workloads
              for spec in study_grid(submission, TrialSpec(workload, name, preset=args.preset,
                                                           framework=submission.framework), "self",
@@ -58,12 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     options = leaderboard.Options(reference=args.reference)
     boards = leaderboard.build(args.results_dir, args.preset, "self", options)
     paths = leaderboard.write(boards, args.results_dir, options)
-    atomic_write_json(f"{args.results_dir}/publish.json", {
+    machine = hardware(resolve_device(args.device))
+    runs = json.loads(publish_file.read_text()) if (publish_file := Path(args.results_dir) / "publish.json").exists() else {}
+    # one entry per (hardware, workload families): the logreg suite and the deep suite are run apart
+    runs[f"{machine['fingerprint']} {'+'.join(chosen)}"] = {
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "duration_s": duration, "trial_time_s": trial_time,
-        "hardware": hardware(resolve_device(args.device)), "preset": args.preset,
+        "hardware": machine, "preset": args.preset,
         "ruleset": "self", "studies": args.studies, "submissions": names, "workloads": workloads,
-        "trials": len(specs)})
+        "trials": len(specs)}
+    atomic_write_json(publish_file, runs)
     print(leaderboard.render_markdown(boards, options))
     print(f"\n{len(specs)} trials ({trial_time / 60:.1f} min of trial time) in {duration / 60:.1f} min; "
           f"wrote {', '.join(map(str, paths))}, publish.json")
