@@ -420,7 +420,7 @@ def claim_line(claim: Claim, advantages: Sequence[float], preset: str, caveat: s
     if not advantages:
         ours = "no finished studies"
     elif not defined:
-        ours = "undefined (neither side reached the target)"
+        ours = "undefined in every seed (on one of the workloads neither side reached the target)"
     else:
         ours = claim.unit(float(np.mean(defined)))
         if len(advantages) == 1:

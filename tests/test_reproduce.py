@@ -96,6 +96,9 @@ def test_claim_lines_on_fixed_inputs():
         baseline_missed["line"]
     one_undefined = reproduce.outcome(paper, values_for(paper, [40, inf], [100, inf]), "cpu", "box")["claims"][0]
     assert one_undefined["verdict"] == INCONCLUSIVE and "over 2 seeds, 1 undefined)" in one_undefined["line"]
+    all_undefined = reproduce.outcome(paper, values_for(paper, [inf, inf], [inf, inf]), "cpu", "box")["claims"][0]
+    assert all_undefined["verdict"] == INCONCLUSIVE and "cpu): undefined in every seed (on one of the workloads " \
+        "neither side reached the target)" in all_undefined["line"]
 
 
 def test_relative_claim_is_a_geometric_mean_over_workloads():
