@@ -249,9 +249,10 @@ def test_prepare_data_writes_the_synthetic_criteo_layout(prepare_script, tmp_pat
 
 # ---- end to end ------------------------------------------------------------------------------
 
-#: AdamW's best point in the gpt2 cpu calibration (configs/targets/amd-epyc-2threads.yaml, "tuning")
-ADAMW_TUNED_GPT2_CPU = {"learning_rate": 0.008105477747727102, "one_minus_beta1": 0.04076493192953563,
-                        "weight_decay": 0.006561280447033442}
+#: AdamW at GPT-2 small's settings (nanoGPT; Sophia's baseline, configs/reproduce/sophia.yaml). It reaches
+#: both the calibrated (2.669) and the code's (3.016) target within 100 steps; the calibration's single
+#: AdamW point (lr 0.008) plateaus near 3 and needed the whole budget on an Intel Xeon VM.
+ADAMW_GPT2_SETTINGS = {"learning_rate": 6.0e-4, "one_minus_beta1": 0.1, "beta2": 0.95, "weight_decay": 0.1}
 
 
 def per_thread_cpu_time() -> float:
@@ -262,9 +263,9 @@ def per_thread_cpu_time() -> float:
 
 
 @pytest.mark.slow
-def test_tuned_adamw_reaches_the_gpt2_cpu_target(tmp_path, data_dir):
+def test_adamw_at_gpt2_settings_reaches_the_gpt2_cpu_target(tmp_path, data_dir):
     """The committed (or, on another hardware class, the code's) target and budget of gpt2 at cpu."""
-    spec = TrialSpec(workload="gpt2", submission="adamw", preset="cpu", hyperparameters=ADAMW_TUNED_GPT2_CPU)
+    spec = TrialSpec(workload="gpt2", submission="adamw", preset="cpu", hyperparameters=ADAMW_GPT2_SETTINGS)
     record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu", clock_fn=per_thread_cpu_time)
     assert record["status"] == "reached", (record.get("error"), record.get("best_metric"), record["target_value"])
     assert record["time_to_target_s"] <= record["budget_s"]
