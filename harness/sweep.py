@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from harness import registry, results
-from harness.runner import TrialSpec, run_trial
+from harness.provenance import hardware
+from harness.runner import TrialSpec, resolve_device, run_trial
 
 
 def suite(workloads: str | Sequence[str], preset: str, data_dir: str | None) -> list[str]:
@@ -60,8 +62,10 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
 
     specs = list(specs)
     launcher = OmegaConf.to_container(cfg.launcher, resolve=True)
+    # debug and local run the trials on this machine; a cluster's nodes may be other hardware
+    here = hardware(resolve_device(cfg.device))["fingerprint"] if launcher["name"] in ("debug", "local") else None
     if launcher["name"] == "debug":
-        return run_local(specs, cfg.results_dir, **trial_options(cfg))
+        return warn_foreign_hardware(run_local(specs, cfg.results_dir, **trial_options(cfg)), here)
     results_dir = Path(cfg.results_dir)
     records: dict[str, dict] = {}
     todo = []
@@ -84,4 +88,30 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
     if todo:
         launched = launchers.launch_jobs(todo, launcher, results_dir, options, cfg.progress)
         records.update({spec.key(): record for spec, record in zip(todo, launched)})
-    return [records[spec.key()] for spec in specs]
+    return warn_foreign_hardware([records[spec.key()] for spec in specs], here)
+
+
+def foreign_hardware(records: Sequence[dict], here: str | None) -> str:
+    """Why reused trials are not this machine's measurements ('' when they are): finished trials
+    are reused whatever hardware ran them (a results tree is shared, copied and resumed), so a sweep
+    resumed on another machine mixes two clocks. `here`: this machine's fingerprint, or None when
+    the trials run on a cluster, whose nodes are then only checked against each other."""
+    reused = [r for r in records if r.get("skipped") and "provenance" in r]
+    fingerprints = [r["provenance"]["hardware"].get("fingerprint", "unknown") for r in reused]
+    distinct = sorted(set(fingerprints))
+    if here is None:
+        return "" if len(distinct) < 2 else (
+            f"these {len(records)} trials reuse finished results from {len(distinct)} machines "
+            f"({', '.join(distinct)}): their times are not comparable; force=true reruns them")
+    others = [f for f in distinct if f != here]
+    if not others:
+        return ""
+    count = sum(f in others for f in fingerprints)
+    return (f"{count} of these {len(records)} trials are finished results from other hardware ({', '.join(others)}), "
+            "reused as they are: their times and budgets are that machine's; force=true reruns them here")
+
+
+def warn_foreign_hardware(records: list[dict], here: str | None) -> list[dict]:
+    if message := foreign_hardware(records, here):
+        warnings.warn(message, stacklevel=3)
+    return records

@@ -1,6 +1,7 @@
 """launcher=debug and launcher=local: same results, idempotent re-runs, failures visible in status."""
 
 import json
+import warnings
 
 import pytest
 
@@ -87,3 +88,24 @@ def test_unknown_launcher_is_a_usage_error(tmp_path):
         load_config(["launcher=nope"])
     with pytest.raises(ValueError, match="launcher='nope' has no submitit executor; valid: local, slurm"):
         launchers.make_executor({"name": "nope"}, tmp_path)
+
+
+def test_reusing_trials_from_other_hardware_warns(tmp_path, data_dir):
+    specs = grid(2, max_steps=3)
+    cfg = config(tmp_path, data_dir)
+    first = sweep.launch(specs, cfg)
+    here = first[0]["provenance"]["hardware"]["fingerprint"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reusing this machine's own trials is silent
+        assert all(r["skipped"] for r in sweep.launch(specs, cfg))
+    path = specs[1].trial_dir(tmp_path) / results.RESULT_FILE
+    record = json.loads(path.read_text())
+    record["provenance"]["hardware"]["fingerprint"] = "elsewhere000"
+    path.write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match=r"1 of these 2 trials are finished results from other hardware "
+                                         r"\(elsewhere000\).*force=true reruns them here"):
+        sweep.launch(specs, cfg)
+    # on a cluster the nodes are only compared with each other
+    reused = [{"skipped": True, "provenance": {"hardware": {"fingerprint": f}}} for f in (here, "elsewhere000")]
+    assert sweep.foreign_hardware(reused, None).startswith("these 2 trials reuse finished results from 2 machines")
+    assert sweep.foreign_hardware(reused[:1], None) == ""
