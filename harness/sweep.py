@@ -62,8 +62,9 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
 
     specs = list(specs)
     launcher = OmegaConf.to_container(cfg.launcher, resolve=True)
-    # debug and local run the trials on this machine; a cluster's nodes may be other hardware
-    here = hardware(resolve_device(cfg.device))["fingerprint"] if launcher["name"] in ("debug", "local") else None
+    # debug runs the trials in this process, so its fingerprint is theirs; local and slurm jobs run
+    # in their own processes (their torch threads, a cluster's nodes), checked only against each other
+    here = hardware(resolve_device(cfg.device))["fingerprint"] if launcher["name"] == "debug" else None
     if launcher["name"] == "debug":
         return warn_foreign_hardware(run_local(specs, cfg.results_dir, **trial_options(cfg)), here)
     results_dir = Path(cfg.results_dir)
@@ -94,8 +95,8 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
 def foreign_hardware(records: Sequence[dict], here: str | None) -> str:
     """Why reused trials are not this machine's measurements ('' when they are): finished trials
     are reused whatever hardware ran them (a results tree is shared, copied and resumed), so a sweep
-    resumed on another machine mixes two clocks. `here`: this machine's fingerprint, or None when
-    the trials run on a cluster, whose nodes are then only checked against each other."""
+    resumed on another machine mixes two clocks. `here`: the fingerprint of the process that runs
+    the trials, or None when jobs run elsewhere, whose records are then only checked against each other."""
     reused = [r for r in records if r.get("skipped") and "provenance" in r]
     fingerprints = [r["provenance"]["hardware"].get("fingerprint", "unknown") for r in reused]
     distinct = sorted(set(fingerprints))
