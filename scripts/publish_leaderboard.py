@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     boards = leaderboard.build(args.results_dir, args.preset, "self", options)
     paths = leaderboard.write(boards, args.results_dir, options)
     machine = hardware(resolve_device(args.device))
-    runs = json.loads(publish_file.read_text()) if (publish_file := Path(args.results_dir) / "publish.json").exists() else {}
+    publish_file = Path(args.results_dir) / "publish.json"
+    runs = json.loads(publish_file.read_text()) if publish_file.exists() else {}
     # one entry per (hardware, workload families): the logreg suite and the deep suite are run apart
     runs[f"{machine['fingerprint']} {'+'.join(chosen)}"] = {
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
