@@ -1,184 +1,213 @@
-"""Target setting as AlgoPerf, scaled down to one machine: `timetrial calibrate workload=W preset=P`.
+"""Target setting: `timetrial calibrate workload=W preset=P`, step-based, resumable and shareable.
 
-1. Tune: `calibrate.trials` quasi-random points of each baseline's search space
-   (`calibrate.submissions`), each trained with seed 0 to the budget or `step_hint` steps, whichever
-   comes first, without stopping at the current target.
-2. Rerun the configuration with the best validation metric with `calibrate.reruns` more seeds.
-3. target = the median over the reruns of each rerun's best metric; target-setting time = the
-   median over the reruns of the clock time at which each first reached that target (a rerun that
-   never did counts with its whole run); budget = 4/3 x the target-setting time. step_hint stays the
-   schedule horizon the target was set with (AlgoPerf's meaning: the step budget of target setting).
+The protocol (AlgoPerf's, scaled down: it used 200 trials and 20 reruns):
 
-The result goes, with its provenance (hardware, git commit, date, the tuned point, every rerun), to
-`<targets dir>/<hardware class>.yaml`: `configs/targets/` in the repository, or $TIMETRIAL_TARGETS_DIR.
-`Workload.__init__` applies an entry for its name and preset from the file of the hardware class it
-runs on. Precedence: calibrated file for this hardware class > the workload's `sizes` in code.
+1. Tune: `points` quasi-random points of each baseline's search space (AdamW, NAdamW and SGD with
+   heavy-ball momentum by default), each trained with seed 0 for exactly `step_hint` steps (no time
+   budget) and evaluated on a fixed step grid (every step_hint / EVALS_PER_RUN steps).
+2. Rerun the configuration with the best validation metric with seeds 1..`reruns`.
+3. target = the median over the reruns of each rerun's best metric. Each baseline's best point is
+   its published tuned configuration (`tuned:` in the targets file); the step at which each rerun
+   first met the target is recorded.
+
+Every trial counts steps, never seconds, so it gives the same metrics on any machine. That makes
+calibration splittable and resumable: each finished trial is one line of a committed ledger,
+`configs/targets/trials/<preset>/<workload>.jsonl` (its key, metrics on the step grid, the machine
+that ran it, the code versions), and a run skips every trial the ledger already holds for the same
+submission source and workload definition. `calibrate.shard=I/N` runs only every N-th missing
+trial, so N machines can share the work and merge their ledgers through git. The target is written
+(harness/targets.py) once every tuning trial and every rerun is in the ledger.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
-import os
-import re
 import statistics
+from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-import torch
-import yaml
-
+from harness import registry, targets
 from harness.provenance import REPO_ROOT, git_commit, hardware
-from harness.results import atomic_write_text, read_jsonl
-from harness.spec import PresetSize
+from harness.results import append_jsonl, read_jsonl
+from harness.runner import TrialSpec, resolve_device, workload_definition
+from harness.submission import load_submission
 
-CALIBRATED_FIELDS = ("target_value", "max_runtime_s", "step_hint")
-ENTRY_FIELDS = (*CALIBRATED_FIELDS, "provenance")
-BUDGET_FACTOR = 4 / 3
-
-
-class TargetsFileError(ValueError):
-    pass
+BASELINES = ("adamw", "nadamw", "sgd_momentum")
+MIN_POINTS, MIN_RERUNS = 20, 5
+EVALS_PER_RUN = 20
+TUNE_TAG, RERUN_TAG = "calibrate-tune", "calibrate-rerun"
 
 
-def targets_dir() -> Path:
-    return Path(os.environ.get("TIMETRIAL_TARGETS_DIR") or REPO_ROOT / "configs" / "targets")
+class CalibrationIncomplete(RuntimeError):
+    """Trials are still missing from the ledger (another shard's, or failed ones to retry)."""
 
 
-def hardware_class(device: torch.device | str = "cpu") -> str:
-    """A file-name-safe label of the processor that runs the step and the torch thread count,
-    e.g. `amd-epyc-2threads`; timings transfer only within one class."""
-    info = hardware(torch.device(device))
-    slug = re.sub(r"[^a-z0-9]+", "-", (info["gpu"] or info["cpu"]).lower()).strip("-")
-    return f"{slug}-{info['torch_threads']}threads"
+@dataclasses.dataclass(frozen=True)
+class LedgerLine:
+    """One finished calibration trial, as the ledger keeps it."""
+
+    key: str
+    role: str                       # "tune" or "rerun"
+    submission: str
+    hyperparameters: dict[str, Any]
+    seed: int
+    status: str
+    best_metric: float | None
+    curve: list[tuple[int, float]]  # (step, target metric) on the step grid
+    submission_source_hash: str
+    workload_definition: str
+    machine: dict[str, Any]         # fingerprint, label, threads of the machine that ran it
+    git_commit: str
+    date: str
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> "LedgerLine":
+        return cls(**{**row, "curve": [tuple(point) for point in row["curve"]]})
 
 
-def targets_file(device: torch.device | str = "cpu") -> Path:
-    return targets_dir() / f"{hardware_class(device)}.yaml"
+def repo_relative(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if REPO_ROOT in path.parents else str(path)
 
 
-@functools.cache
-def _read_targets(path: Path, mtime_ns: int) -> dict[str, Any]:
+def ledger_file(preset: str, workload: str) -> Path:
+    return targets.targets_dir() / "trials" / preset / f"{workload}.jsonl"
+
+
+def read_ledger(preset: str, workload: str) -> list[LedgerLine]:
+    return [LedgerLine.from_json(row) for row in read_jsonl(ledger_file(preset, workload))]
+
+
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    if shard in (None, "", "0/1"):
+        return 0, 1
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise TargetsFileError(f"{path}: not valid YAML ({err})") from None
-    workloads = raw.get("workloads", {}) if isinstance(raw, dict) else None
-    if not isinstance(workloads, dict):
-        raise TargetsFileError(f"{path}: expected a mapping with a 'workloads' mapping of name -> preset -> entry")
-    for name, presets in workloads.items():
-        for preset, entry in (presets or {}).items():
-            unknown = set(entry or {}) - set(ENTRY_FIELDS)
-            missing = set(CALIBRATED_FIELDS) - set(entry or {})
-            if unknown or missing:
-                raise TargetsFileError(
-                    f"{path}: workloads.{name}.{preset} has unknown keys {sorted(unknown)} / lacks {sorted(missing)}; "
-                    f"valid keys: {list(ENTRY_FIELDS)}")
-    return raw
+        index, count = (int(part) for part in str(shard).split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise ValueError(f"calibrate.shard={shard!r} is not valid; use I/N with 0 <= I < N, e.g. 0/2 and 1/2")
+    return index, count
 
 
-def read_targets(path: Path) -> dict[str, Any]:
-    """The parsed targets file (validated), or {} when there is none."""
-    path = Path(path)
-    if not path.exists():
-        return {}
-    return _read_targets(path, path.stat().st_mtime_ns)
+def step_grid(step_hint: int) -> int:
+    return max(1, step_hint // EVALS_PER_RUN)
 
 
-def calibrated_size(name: str, preset: str, size: PresetSize, device: torch.device | str = "cpu") -> PresetSize:
-    """`size` with the target, budget and step_hint calibrated for this hardware class, if any."""
-    entry = read_targets(targets_file(device)).get("workloads", {}).get(name, {}).get(preset)
-    if entry is None:
-        return size
-    return dataclasses.replace(size, target_value=float(entry["target_value"]),
-                               max_runtime_s=float(entry["max_runtime_s"]), step_hint=int(entry["step_hint"]))
+def tuning_specs(workload: str, preset: str, step_hint: int, baselines: Sequence[str], points: int,
+                 search_seed: int) -> list[TrialSpec]:
+    common = dict(workload=workload, preset=preset, stop_at_target=False, max_steps=step_hint,
+                  eval_period_steps=step_grid(step_hint), step_based=True)
+    return [TrialSpec(submission=name, hyperparameters=point, seed=0, tag=TUNE_TAG, **common)
+            for name in baselines for point in load_submission(name).search_space.sample(points, search_seed)]
 
 
-def time_to_value(evals: Sequence[dict[str, Any]], metric: str, target: float, direction: str):
-    """(clock seconds, steps) of the first evaluation at or past `target`, or None."""
-    for row in evals:
-        value = float(row[metric])
-        if value <= target if direction == "min" else value >= target:
-            return row["submission_time_s"], row["step"]
-    return None
+def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]], list[dict[str, Any]]],
+              results_dir: str | Path, baselines: Sequence[str] = BASELINES, points: int = MIN_POINTS,
+              reruns: int = MIN_RERUNS, search_seed: int = 0, shard: str | None = None, note: str = "",
+              device: str = "cpu", data_dir: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the missing trials of the protocol (this shard's), then set and write the target.
 
+    `run_specs` runs trials and returns their records (the CLI passes the configured launcher).
+    Raises CalibrationIncomplete, naming what is missing, while the ledger lacks trials."""
+    if points < 1 or reruns < 1:
+        raise ValueError(f"calibrate needs points >= 1 and reruns >= 1, got points={points}, reruns={reruns}")
+    index, count = parse_shard(shard)
+    current = registry.make_workload(workload, preset, data_dir, device)
+    definition = workload_definition(current)
+    sources = {name: load_submission(name).source_hash() for name in baselines}
+    tuning = tuning_specs(workload, preset, current.step_hint, baselines, points, search_seed)
 
-def calibrate(workload: str, preset: str, submissions: Sequence[str], trials: int, reruns: int,
-              search_seed: int = 0, note: str = "", results_dir: str | Path = "results",
-              budget_multiplier: float = 1.0, **trial_options: Any) -> dict[str, Any]:
-    """Tune, rerun, set the target, and write it to the targets file; returns the new entry."""
-    from harness import registry
-    from harness.runner import TrialSpec, resolve_device
-    from harness.submission import load_submission
-    from harness.sweep import run_local
+    def finished() -> dict[str, LedgerLine]:
+        """Ledger lines of this workload definition and these submission sources (others are stale)."""
+        return {line.key: line for line in read_ledger(preset, workload) if line.workload_definition == definition
+                and line.submission_source_hash == sources.get(line.submission)}
 
-    if trials < 1 or reruns < 1:
-        raise ValueError(f"calibrate needs trials >= 1 and reruns >= 1, got trials={trials}, reruns={reruns}")
-    cls = registry.workload_class(workload)
-    device = resolve_device(trial_options.get("device", "cpu"))
-    current = cls(preset=preset, device=device)
-    common = dict(workload=workload, preset=preset, stop_at_target=False, max_steps=current.step_hint,
-                  budget_multiplier=budget_multiplier)
-    tuning = [TrialSpec(submission=name, hyperparameters=point, seed=0, tag="calibrate-tune", **common)
-              for name in submissions
-              for point in load_submission(name).search_space.sample(trials, search_seed)]
-    tuned = [r for r in run_local(tuning, results_dir, **trial_options)
-             if r["status"] in ("budget", "reached") and r.get("best_metric") is not None]
-    if not tuned:
-        raise RuntimeError(f"calibrate {workload} ({preset}): no tuning trial finished; see {results_dir}/trials")
-    pick = min if cls.target_direction == "min" else max
-    best = pick(tuned, key=lambda r: r["best_metric"])
-    best_spec = next(s for s in tuning if s.key() == best["trial_key"])
-    rerun_specs = [dataclasses.replace(best_spec, seed=seed, tag="calibrate-rerun") for seed in range(1, reruns + 1)]
-    rerun_records = run_local(rerun_specs, results_dir, **trial_options)
-    failed = [r for r in rerun_records if r.get("best_metric") is None]
-    if failed:
-        raise RuntimeError(f"calibrate {workload} ({preset}): rerun failed: {failed[0].get('error')}")
-    target = statistics.median(r["best_metric"] for r in rerun_records)
-    times, steps = [], []  # when each rerun first reached the target
-    for spec, record in zip(rerun_specs, rerun_records):
-        evals = read_jsonl(spec.trial_dir(Path(results_dir)) / "evals.jsonl")
-        hit = time_to_value(evals, cls.target_metric, target, cls.target_direction)
-        time_s, step = hit if hit is not None else (record["submission_time_s"], record["steps"])
-        times.append(time_s)
-        steps.append(step)
-    info = hardware(device)
+    def run_missing(specs: list[TrialSpec], role: str) -> list[LedgerLine]:
+        done = finished()
+        missing = [spec for spec in specs if spec.key() not in done]
+        mine = missing[index::count]
+        log(f"calibrate {workload} ({preset}) {role}: {len(specs) - len(missing)} of {len(specs)} trials in the ledger; "
+            f"running {len(mine)}" + (f" (shard {index}/{count})" if count > 1 else ""))
+        if mine:
+            records = run_specs(mine)
+            ledger_file(preset, workload).parent.mkdir(parents=True, exist_ok=True)
+            append_jsonl(ledger_file(preset, workload), [
+                dataclasses.asdict(ledger_line(spec, record, role, results_dir, definition))
+                for spec, record in zip(mine, records) if record.get("status") in ("budget", "reached", "diverged")])
+            done = finished()
+        still = [spec for spec in specs if spec.key() not in done]
+        if still:
+            raise CalibrationIncomplete(
+                f"calibrate {workload} ({preset}): {len(still)} {role} trials are not in {ledger_file(preset, workload)} yet "
+                "(another shard's, or failed: see the results tree); rerun the same command to continue")
+        return [done[spec.key()] for spec in specs]
+
+    tuned = run_missing(tuning, "tune")
+    pick = min if current.target_direction == "min" else max
+    finite = [line for line in tuned if line.best_metric is not None and line.status != "diverged"]
+    if not finite:
+        raise RuntimeError(f"calibrate {workload} ({preset}): every tuning trial diverged")
+    best = pick(finite, key=lambda line: line.best_metric)
+    best_spec = next(spec for spec in tuning if spec.key() == best.key)
+    rerun_specs = [dataclasses.replace(best_spec, seed=seed, tag=RERUN_TAG) for seed in range(1, reruns + 1)]
+    rerun_lines = run_missing(rerun_specs, "rerun")
+    if any(line.best_metric is None or line.status == "diverged" for line in rerun_lines):
+        raise RuntimeError(f"calibrate {workload} ({preset}): a rerun of the best point diverged; "
+                           f"the point is not stable enough to set a target: {best.hyperparameters}")
+    target = statistics.median(line.best_metric for line in rerun_lines)
+    better = (lambda v: v <= target) if current.target_direction == "min" else (lambda v: v >= target)
+    hits = [next((step for step, value in line.curve if better(value)), None) for line in rerun_lines]
+    tuned_points = {name: pick((l for l in finite if l.submission == name), key=lambda l: l.best_metric).hyperparameters
+                    for name in baselines if any(l.submission == name for l in finite)}
+    lines = tuned + rerun_lines
+    dates = sorted(line.date for line in lines)
+    machines = Counter(f"{line.machine['label']} [{line.machine['fingerprint']}]" for line in lines)
     entry = {
         "target_value": float(target),
-        "max_runtime_s": round(BUDGET_FACTOR * statistics.median(times), 1),
         "step_hint": current.step_hint,
+        "tuned": tuned_points,
         "provenance": {
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "protocol": f"{points} quasi-random points (search seed {search_seed}) x {list(baselines)}, each "
+                        f"{current.step_hint} steps, evaluated every {step_grid(current.step_hint)} steps; best point "
+                        f"rerun with seeds 1..{reruns}; target = median of the reruns' best {current.target_metric}",
+            "trials": len(lines),
+            "ledger": repo_relative(ledger_file(preset, workload)),
+            "first_trial": dates[0], "last_trial": dates[-1],
+            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "git_commit": git_commit(),
-            "hardware": {k: info[k] for k in ("label", "cpu", "cpu_count", "torch_threads", "gpu", "device")},
-            "torch": str(torch.__version__),
+            "machines": dict(machines),
             "note": note,
-            "method": f"{trials} quasi-random points (search seed {search_seed}) x {list(submissions)}, "
-                      f"best rerun with seeds 1..{reruns}; target = median best {cls.target_metric}; "
-                      f"budget = 4/3 x median time to target; step_hint = the horizon the runs used",
-            "tuning_budget_s": current.max_allowed_runtime_sec * budget_multiplier,
-            "tuning_step_hint": current.step_hint,
-            "best_submission": best["submission"],
-            "best_hyperparameters": dict(best_spec.hyperparameters),
-            "tuning": [{"submission": r["submission"], "hyperparameters": dict(r["hyperparameters"]),
-                        "best_metric": float(r["best_metric"])} for r in tuned],
-            "rerun_best_metrics": [float(r["best_metric"]) for r in rerun_records],
-            "rerun_time_to_target_s": [float(t) for t in times],
-            "rerun_steps_to_target": [int(s) for s in steps],
+            "best_submission": best.submission,
+            "best_hyperparameters": best.hyperparameters,
+            "tuned_best_metrics": {name: pick(l.best_metric for l in finite if l.submission == name)
+                                   for name in tuned_points},
+            "diverged_points": sum(line.status == "diverged" for line in tuned),
+            "rerun_best_metrics": [line.best_metric for line in rerun_lines],
+            "rerun_steps_to_target": hits,
+            "rerun_fraction_of_step_hint": [None if h is None else round(h / current.step_hint, 3) for h in hits],
         },
     }
-    write_entry(targets_file(device), workload, preset, entry, info["label"])
+    path = targets.write_entry(preset, workload, entry)
+    log(f"wrote {path}")
     return entry
 
 
-def write_entry(path: Path, workload: str, preset: str, entry: dict[str, Any], hardware_label: str) -> None:
-    """Add or replace one workload/preset entry, keeping the others (atomic write)."""
-    document = dict(read_targets(path)) or {"hardware_class": path.stem, "hardware": hardware_label, "workloads": {}}
-    workloads = {name: dict(presets) for name, presets in document.get("workloads", {}).items()}
-    workloads.setdefault(workload, {})[preset] = entry
-    document["workloads"] = workloads
-    header = (f"# Calibrated targets for hardware class {path.stem} (written by `timetrial calibrate`).\n"
-              "# Workload.__init__ applies an entry for its name and preset on this hardware class;\n"
-              "# it takes precedence over the workload's sizes in code.\n")
-    atomic_write_text(path, header + yaml.safe_dump(document, sort_keys=False, width=110))
+def ledger_line(spec: TrialSpec, record: dict[str, Any], role: str, results_dir: str | Path,
+                definition: str) -> LedgerLine:
+    evals = read_jsonl(spec.trial_dir(Path(results_dir)) / "evals.jsonl")
+    metric = record["target_metric"]
+    provenance = record.get("provenance", {})
+    info = provenance.get("hardware") or hardware(resolve_device("cpu"))
+    best = record.get("best_metric")
+    return LedgerLine(
+        key=spec.key(), role=role, submission=spec.submission, hyperparameters=dict(spec.hyperparameters),
+        seed=spec.seed, status=record["status"],
+        best_metric=None if best is None or best != best else float(best),  # NaN -> None
+        curve=[(int(row["step"]), float(row[metric])) for row in evals],
+        submission_source_hash=provenance.get("submission_source_hash", ""),
+        workload_definition=definition,
+        machine={k: info.get(k) for k in ("fingerprint", "label", "torch_threads")},
+        git_commit=provenance.get("git_commit", "unknown"),
+        date=provenance.get("timestamp", ""))

@@ -16,9 +16,10 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
-from harness.registry import UnknownWorkloadError
+from harness.registry import UnknownWorkloadError, workload_class
+from harness.runner import resolve_device
 from harness.search_space import SearchSpaceError
-from harness.spec import PRESETS
+from harness.presets import PRESETS
 from harness.submission import SubmissionError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -90,7 +91,6 @@ def cmd_run(positionals, cfg, hyperparameters) -> int:
 
     timetrial run workload=logreg_digits submission=adamw [hp.learning_rate=0.003]
     """
-    from harness.registry import workload_class
     from harness.runner import run_trial
     from harness.submission import load_submission
 
@@ -205,7 +205,8 @@ def leaderboard_options(cfg: DictConfig):
     from harness.leaderboard import Options
 
     return Options(variant_rule=cfg.leaderboard.variant_rule, reference=cfg.leaderboard.reference,
-                   n_boot=cfg.leaderboard.bootstrap, seed=cfg.seed, profile_points=cfg.leaderboard.profile_points)
+                   n_boot=cfg.leaderboard.bootstrap, seed=cfg.seed, profile_points=cfg.leaderboard.profile_points,
+                   exclude_contended=cfg.leaderboard.exclude_contended)
 
 
 def cmd_leaderboard(positionals, cfg, hyperparameters) -> int:
@@ -241,7 +242,6 @@ def cmd_tune(positionals, cfg, hyperparameters) -> int:
     timetrial tune workload=logreg_wine submission=adamw tuning=self studies=3
     """
     from harness import leaderboard, sweep
-    from harness.registry import workload_class
 
     workload_class(cfg.workload)
     specs = tune_specs(cfg, [cfg.workload], str(cfg.submission), hyperparameters)
@@ -279,24 +279,65 @@ def cmd_submit(positionals, cfg, hyperparameters) -> int:
 
 
 def cmd_calibrate(positionals, cfg, hyperparameters) -> int:
-    """Set a workload's target, budget and step_hint on this hardware class, as AlgoPerf (harness/calibrate.py).
+    """Set a workload's target by the step-based protocol (harness/calibrate.py, docs/targets.md); resumes.
 
-    timetrial calibrate workload=gpt2 preset=cpu [calibrate.trials=2 calibrate.reruns=3]
-        [calibrate.submissions=[adamw,nadamw,sgd_momentum]] [calibrate.note="machine shared"]
-    Writes configs/targets/<hardware class>.yaml (or $TIMETRIAL_TARGETS_DIR/...).
+    timetrial calibrate workload=gpt2 preset=cpu [calibrate.points=20 calibrate.reruns=5]
+        [calibrate.baselines=[adamw,nadamw,sgd_momentum]] [calibrate.shard=0/2] [launcher=local]
+    Finished trials go to configs/targets/trials/<preset>/<workload>.jsonl (commit it: another machine
+    or session continues from it); the target, once every trial is there, to configs/targets/<preset>.yaml.
     """
-    from harness.calibrate import calibrate, targets_file
-    from harness.registry import workload_class
+    from harness import sweep
+    from harness.calibrate import CalibrationIncomplete, calibrate
 
     workload_class(cfg.workload)  # unknown names fail here, with the valid ones listed
     knobs = cfg.calibrate
-    entry = calibrate(cfg.workload, cfg.preset, list(knobs.submissions), knobs.trials, knobs.reruns,
-                      search_seed=knobs.search_seed, note=knobs.note, results_dir=cfg.results_dir,
-                      budget_multiplier=cfg.budget_multiplier, **trial_options(cfg))
+    try:
+        entry = calibrate(cfg.workload, cfg.preset, lambda specs: sweep.launch(specs, cfg), cfg.results_dir,
+                          baselines=list(knobs.baselines), points=knobs.points, reruns=knobs.reruns,
+                          search_seed=knobs.search_seed, shard=knobs.shard, note=knobs.note,
+                          device=str(resolve_device(cfg.device)), data_dir=cfg.data_dir)
+    except CalibrationIncomplete as err:
+        print(err, file=sys.stderr)
+        return 3
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     source = entry["provenance"]
-    print(f"{cfg.workload} ({cfg.preset}): target {entry['target_value']:.4g}, budget {entry['max_runtime_s']} s, "
-          f"step_hint {entry['step_hint']}; best {source['best_submission']} {source['best_hyperparameters']}\n"
-          f"wrote {targets_file(cfg.device if cfg.device != 'auto' else 'cpu')}")
+    print(f"{cfg.workload} ({cfg.preset}): target {entry['target_value']:.4g} at step_hint {entry['step_hint']}; "
+          f"best {source['best_submission']} {source['best_hyperparameters']}; reruns first met it at steps "
+          f"{source['rerun_steps_to_target']}")
+    return 0
+
+
+def cmd_calibrate_speed(positionals, cfg, hyperparameters) -> int:
+    """Measure this machine's reference step times again, and so its time budgets (harness/machine.py).
+
+    timetrial calibrate-speed [preset=cpu] [speed.workloads=[gpt2,resnet]]
+    """
+    from harness import sweep
+    from harness.registry import make_workload
+    from harness.runner import reference_step_time
+
+    device = resolve_device(cfg.device)
+    print(f"{'workload':24s} {'step (s)':>9s} {'step_hint':>9s} {'budget (s)':>10s}  clock")
+    for name in sweep.suite(cfg.speed.workloads, cfg.preset, cfg.data_dir):
+        workload = make_workload(name, cfg.preset, cfg.data_dir, str(device))
+        measured = reference_step_time(workload, cfg.data_dir, device, remeasure=True)
+        clock = {True: "CONTENDED", False: "own cores", None: "too short to judge"}[measured.contended]
+        print(f"{name:24s} {measured.step_time_s:9.4g} {workload.step_hint:9d} "
+              f"{measured.budget_s(workload.step_hint):10.1f}  {clock}")
+    return 0
+
+
+def cmd_describe(positionals, cfg, hyperparameters) -> int:
+    """Describe a workload at a preset for a person: model, data, metric, target and how it was set,
+    step_hint, this machine's step time and budget, threads, and trivial models' scores.
+
+    timetrial describe workload=gpt2 preset=cpu
+    """
+    from harness.describe import describe
+
+    workload_class(cfg.workload)
+    print(describe(cfg.workload, cfg.preset, cfg.data_dir, resolve_device(cfg.device)))
     return 0
 
 
@@ -357,6 +398,8 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "tune": cmd_tune,
     "submit": cmd_submit,
     "calibrate": cmd_calibrate,
+    "calibrate-speed": cmd_calibrate_speed,
+    "describe": cmd_describe,
     "reproduce": cmd_reproduce,
 }
 

@@ -32,6 +32,7 @@ class Options:
     reference: str | None = None  # geometric-mean speedup against this submission, when on the board
     n_boot: int = 200
     seed: int = 0
+    exclude_contended: bool = False  # drop trials whose clock was shared (harness/contention.py)
 
 
 @dataclasses.dataclass
@@ -73,6 +74,8 @@ def build(results_dir: Path | str, preset: str = "cpu", ruleset: str | None = No
     frame = with_study_columns(frame[frame["preset"] == preset])
     if ruleset is not None:
         frame = frame[frame["ruleset"] == ruleset]
+    if options.exclude_contended and "contended" in frame:
+        frame = frame[frame["contended"] != True]  # noqa: E712  (NaN and None: not judged, kept)
     if frame.empty:
         return []
     frame = frame.assign(**{HARDWARE_KEY: frame[HARDWARE_KEY].fillna("unknown"),
@@ -141,6 +144,8 @@ def build_board(trials: pd.DataFrame, fingerprint: str, preset: str, ruleset: st
     table["misses"] = (~np.isfinite(scored)).sum(axis=1)
     # a workload the submission has no trial on scores as a miss, but its cell says "not run" (NaN)
     table["not_run"] = times.reindex(columns=scored.columns).isna().sum(axis=1)
+    shared = trials["contended"] == True if "contended" in trials else pd.Series(False, index=trials.index)  # noqa: E712
+    table["contended"] = shared.groupby(trials["submission"]).sum().reindex(table.index).fillna(0).astype(int)
     table = table.join(times.add_suffix(" [s]"))
     table = table.join(steps.add_suffix(" [steps]"))
     table = table.sort_values(["score", "reached"], ascending=False)
@@ -184,7 +189,8 @@ def note(board: Board, options: Options) -> str:
             "same score on steps-to-target; speedup: geometric mean of the reference's time over the "
             "submission's (a miss counts as the budget); times: median over studies of the fastest trial "
             "reaching the validation target, 'miss' = none within budget, 'not run' = no trial on that "
-            "workload (scored as a miss; not_run counts them among the scored workloads)"
+            "workload (scored as a miss; not_run counts them among the scored workloads); contended: trials whose "
+            "clock was shared with other work (leaderboard.exclude_contended=true leaves them out)"
 )
 
 

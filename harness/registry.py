@@ -7,6 +7,7 @@ import importlib
 from pathlib import Path
 
 from harness.spec import Workload
+from harness.targets import targeted_size
 
 
 class UnknownWorkloadError(KeyError):
@@ -37,7 +38,10 @@ def workload_class(name: str) -> type[Workload]:
 
 def make_workload(name: str, preset: str = "cpu", data_dir: str | None = None, device: str = "cpu",
                   framework: str = "pytorch") -> Workload:
-    return workload_class(name).implementation(framework)(preset=preset, data_dir=data_dir, device=device)
+    """The workload at `preset` with its committed target and step_hint (configs/targets/<preset>.yaml)."""
+    workload = workload_class(name).implementation(framework)(preset=preset, data_dir=data_dir, device=device)
+    workload.size = targeted_size(name, preset, workload.size)
+    return workload
 
 
 def base_workloads() -> list[str]:

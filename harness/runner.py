@@ -11,8 +11,12 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import random
 import shutil
+import statistics
+import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -22,12 +26,15 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from harness import checkpoint, registry, results
+from harness import checkpoint, machine, registry, results
+from harness.contention import CpuMeter, assess
 from harness.loggers import NullLogger
-from harness.provenance import provenance
+from harness.presets import apply_threads, preset_policy
+from harness.provenance import hardware, provenance
 from harness.spec import (FrameworkUnavailableError, Hyperparameters, MetricsLogger, TrainingCompleteError,
                           UnsupportedWorkloadError, Workload)
 from harness.submission import Submission, load_submission
+from harness.targets import tuned_point
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +53,19 @@ class TrialSpec:
     max_steps: int | None = None
     eval_period_s: float | None = None
     eval_period_steps: int | None = None
+    #: True: train exactly `max_steps` steps, evaluate on the step grid only, no time budget; the metrics
+    #: are then the same on any machine (target setting, reference step-time runs)
+    step_based: bool = False
+
+    def __post_init__(self) -> None:
+        if self.step_based and (self.max_steps is None or self.eval_period_steps is None):
+            raise ValueError("a step-based trial needs max_steps and eval_period_steps")
 
     def key(self) -> str:
         fields = dataclasses.asdict(self)
         fields["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
+        if not self.step_based:
+            del fields["step_based"]  # keeps the keys of trials recorded before the field existed
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     def submission_label(self) -> str:
@@ -162,6 +178,7 @@ def run_trial(
     trial_dir.mkdir(parents=True, exist_ok=True)
     logger = logger or NullLogger()
     torch_device = resolve_device(device)
+    threads_before = torch.get_num_threads()
     record: dict[str, Any] = {
         "workload": spec.workload, "submission": spec.submission_label(), "submission_ref": spec.submission,
         "framework": spec.framework, "preset": spec.preset, "seed": spec.seed, "tag": spec.tag,
@@ -170,12 +187,14 @@ def run_trial(
     }
     started = time.time()
     try:
+        record["torch_threads"] = apply_threads(spec.preset)
         submission = submission or load_submission(spec.submission)
         record["provenance"] = provenance(torch_device, spec.seed, submission.source_hash(), spec.framework)
         try:
             workload = registry.make_workload(spec.workload, spec.preset, data_dir, str(torch_device), spec.framework)
         except FrameworkUnavailableError as err:
             raise UnsupportedWorkloadError(str(err)) from err
+        record.update(apply_budget(workload, spec, data_dir, torch_device))
         record.update(workload_info(workload, spec))
         reason = submission.unsupported_reason(workload.name)
         if reason is None and spec.framework != submission.framework:
@@ -189,15 +208,93 @@ def run_trial(
                      {"hyperparameters": hyperparameters, "spec": record["spec"], "provenance": record["provenance"]})
         record.update(_train(spec, submission, workload, Hyperparameters(hyperparameters), trial_dir,
                              Clock(workload.synchronize, clock_fn), logger, progress, checkpoint_every_evals))
+        step_time = record.get("reference_step_time_s")
+        if step_time and record["time_to_target_s"] is not None:
+            record["time_to_target_reference_steps"] = record["time_to_target_s"] / step_time
     except UnsupportedWorkloadError as err:
         record.update(status="unsupported", error=str(err))
     except Exception as err:  # noqa: BLE001  (one trial's crash must never take down a sweep)
         record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+    finally:
+        torch.set_num_threads(threads_before)
     record["wall_time_s"] = time.time() - started
     results.atomic_write_json(trial_dir / results.RESULT_FILE, record)
     checkpoint.delete(trial_dir)
     logger.finish(record)
     return record
+
+
+def apply_budget(workload: Workload, spec: TrialSpec, data_dir: str | None, device: torch.device) -> dict[str, Any]:
+    """Give the workload this machine's time budget (presets that measure it); returns what the record keeps.
+
+    A step-based trial has no time budget (its submissions see an infinite one); a `tiny` trial keeps
+    the workload's fixed budget."""
+    if spec.step_based:
+        workload.size = dataclasses.replace(workload.size, max_runtime_s=math.inf)
+        return {}
+    if not preset_policy(spec.preset).measured_budget:
+        return {}
+    measured = reference_step_time(workload, data_dir, device)
+    workload.size = dataclasses.replace(workload.size, max_runtime_s=measured.budget_s(workload.step_hint))
+    return {"reference_step_time_s": measured.step_time_s, "reference_step_time": dataclasses.asdict(measured)}
+
+
+def _digest(described: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def workload_definition(workload: Workload) -> str:
+    """A hash of what a step-based trial's metrics depend on besides the submission: the workload's
+    class, `version` and its size at the preset (target excluded). Bump `Workload.version` when the
+    model or data code changes what a trial computes."""
+    size = dataclasses.replace(workload.size, target_value=0.0, test_target_value=None, max_runtime_s=None)
+    return _digest({"class": f"{type(workload).__module__}.{type(workload).__qualname__}",
+                    "version": workload.version, "size": repr(size)})
+
+
+def reference_definition(workload: Workload, hyperparameters: Mapping[str, Any]) -> str:
+    """What a reference step time depends on: the workload's definition at the preset and the point."""
+    return _digest({"workload": workload_definition(workload), "hyperparameters": dict(hyperparameters)})
+
+
+def reference_step_time(workload: Workload, data_dir: str | None, device: torch.device,
+                        remeasure: bool = False) -> machine.StepTime:
+    """This machine's reference step time for the workload at its preset: cached per hardware
+    fingerprint, measured in a short step-based NAdamW run when missing (or `remeasure`)."""
+    apply_threads(workload.preset)  # the fingerprint names the preset's thread count
+    point = tuned_point(workload.name, workload.preset, machine.REFERENCE_SUBMISSION) or {}
+    definition = reference_definition(workload, point)
+    info = hardware(device)
+    if not remeasure:
+        cached = machine.cached_step_time(info["fingerprint"], workload.name, workload.preset, definition)
+        if cached is not None:
+            return cached
+    print(f"measuring this machine's reference step time for {workload.name} ({workload.preset}) with "
+          f"{machine.REFERENCE_SUBMISSION} ({info['label']}) ...", file=sys.stderr, flush=True)
+    steps = machine.MEASURED_STEPS
+    for _ in range(2):  # a first short run tells how many steps fill MIN_MEASURED_S
+        spec = TrialSpec(workload=workload.name, submission=machine.REFERENCE_SUBMISSION, preset=workload.preset,
+                         hyperparameters=point, tag="speed", stop_at_target=False,
+                         max_steps=machine.WARMUP_STEPS + steps, eval_period_steps=10**9, step_based=True)
+        with tempfile.TemporaryDirectory(prefix="timetrial-speed-") as scratch:
+            record = run_trial(spec, scratch, data_dir=data_dir, device=str(device))
+        if record["status"] not in ("budget", "reached") or not record.get("median_step_time_s"):
+            raise RuntimeError(f"measuring the reference step time of {workload.name} ({workload.preset}) failed: "
+                               f"{record.get('error', record['status'])}")
+        wanted = min(workload.step_hint, math.ceil(machine.MIN_MEASURED_S / record["median_step_time_s"]))
+        if wanted <= steps:
+            break
+        steps = wanted
+    measured = machine.StepTime(
+        workload=workload.name, preset=workload.preset, step_time_s=record["median_step_time_s"],
+        definition=definition, reference=machine.REFERENCE_SUBMISSION, hyperparameters=point,
+        steps=steps, contended=record["contended"], cpu_share=record["cpu_share"],
+        measured_at=machine.now_iso(), hardware={k: info[k] for k in ("label", "cpu", "torch_threads", "gpu")})
+    if measured.contended:
+        warnings.warn(f"the reference step time of {workload.name} ({workload.preset}) was measured on a shared "
+                      "machine, so this machine's budget is too generous; `timetrial calibrate-speed` remeasures it")
+    machine.store_step_time(info["fingerprint"], measured)
+    return measured
 
 
 def workload_info(workload: Workload, spec: TrialSpec) -> dict[str, Any]:
@@ -207,7 +304,7 @@ def workload_info(workload: Workload, spec: TrialSpec) -> dict[str, Any]:
         "target_metric": workload.target_metric,
         "target_direction": workload.target_direction,
         "target_value": workload.target_value,
-        "budget_s": workload.size.max_runtime_s * spec.budget_multiplier,
+        "budget_s": None if spec.step_based else workload.size.max_runtime_s * spec.budget_multiplier,
         "step_hint": workload.step_hint,
     }
 
@@ -224,6 +321,8 @@ class TrainState:
     steps_to_target: int | None = None
     best_metric: float | None = None
     final_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    cpu_s: float = 0.0                     # process CPU time over the counted phases (harness/contention.py)
+    machine_busy_s: float | None = 0.0     # every core's busy time over the same phases
 
 
 def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperparameters: Hyperparameters,
@@ -238,7 +337,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
     optimizer_state = submission.init_optimizer_state(view, model, model_state, hyperparameters, rng)
     batch_size = resolve_batch_size(submission, workload)
     budget = workload.size.max_runtime_s * spec.budget_multiplier
-    eval_period_s = spec.eval_period_s or workload.size.eval_period_s
+    # a step-based trial evaluates on its step grid only, so its evals fall on the same steps on any machine
+    eval_period_s = math.inf if spec.step_based else spec.eval_period_s or workload.size.eval_period_s
     eval_period_steps = spec.eval_period_steps or workload.size.eval_period_steps
     state = TrainState()
     eval_results: list[tuple[int, dict[str, float]]] = []
@@ -258,8 +358,17 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
             checkpoint.truncate_lines(trial_dir / name, lines)
     input_queue = workload.train_batches(batch_size, spec.seed, start_step=state.step)
     bar = _progress_bar(spec, budget) if progress else None
+    meter = CpuMeter(cpu_s=state.cpu_s, machine_busy_s=state.machine_busy_s)
+    step_durations: list[float] = []  # this process's steps (a resumed trial's earlier steps are not here)
+    threads, cpu_count = torch.get_num_threads(), os.cpu_count() or 1
+
+    def contention():
+        state.cpu_s, state.machine_busy_s = meter.cpu_s, meter.machine_busy_s
+        return assess(state.cpu_s, state.machine_busy_s, state.submission_time_s, threads, cpu_count,
+                      workload.device.type)
 
     def save_checkpoint() -> None:
+        contention()  # brings the CPU readings into `state`
         checkpoint.save(trial_dir, {
             "model": workload.params_state(model), "model_state": checkpoint.state_tree(model_state),
             "optimizer_state": checkpoint.state_tree(optimizer_state),
@@ -274,10 +383,12 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         nonlocal optimizer_state, model, model_state, status
         if submission.prepare_for_eval is not None:
             start = clock.now()
+            meter.start()
             optimizer_state, model, model_state = submission.prepare_for_eval(
                 view, model, params_types, model_state, hyperparameters, workload.loss_type,
                 optimizer_state, eval_results, state.step, rng)
             state.submission_time_s += clock.now(model) - start
+            meter.stop()
         eval_start = clock.now()
         metrics = {k: float(v) for k, v in workload.eval_model(model, model_state).items()}
         state.eval_time_s += clock.now() - eval_start
@@ -298,9 +409,10 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         eval_results.append((state.step, {k: v for k, v in metrics.items() if k.startswith("train")}))
         logger.log_eval(row)
         if bar is not None:
-            bar.n = min(round(state.submission_time_s, 1), bar.total)
+            bar.n = state.step if spec.step_based else min(round(state.submission_time_s, 1), bar.total)
+            shared = {"clock": "CONTENDED"} if contention().contended else {}
             bar.set_postfix(step=state.step, **{workload.target_metric: f"{value:.4g}"},
-                            target=f"{workload.target_value:.4g}")
+                            target=f"{workload.target_value:.4g}", **shared)
         if not all(math.isfinite(v) for k, v in metrics.items() if "loss" in k) \
                 or not all(math.isfinite(row.get("train_loss", 0.0)) for row in train_rows):
             status = "diverged"
@@ -311,6 +423,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         return False
 
     last_step_end = clock.now()
+    meter.start()
     finished = False
     error = None
     try:
@@ -326,19 +439,25 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
                 complete = True
             state.step += 1
             now = clock.now(model)
+            meter.stop()
             state.submission_time_s += now - last_step_end
+            step_durations.append(now - last_step_end)
             last_step_end = now
+            meter.start()
             out_of_budget = state.submission_time_s >= budget or (
                 spec.max_steps is not None and state.step >= spec.max_steps)
             eval_due = (state.step == 1 or complete or out_of_budget
                         or state.submission_time_s - state.last_eval_submission_time_s >= eval_period_s
-                        or (eval_period_steps is not None and state.step - state.last_eval_step >= eval_period_steps))
+                        or (eval_period_steps is not None and (
+                            state.step % eval_period_steps == 0 if spec.step_based  # the fixed grid
+                            else state.step - state.last_eval_step >= eval_period_steps)))
             if eval_due:
                 finished = evaluate()
                 if checkpoint_every_evals and not (finished or complete or out_of_budget) \
                         and state.evals % checkpoint_every_evals == 0:
                     save_checkpoint()  # off the clock, like evaluation
                 last_step_end = clock.now()
+                meter.start()
             finished = finished or complete or out_of_budget
     except FloatingPointError as err:  # DivergedError, or a submission's own NaN check
         status, error = "diverged", str(err)
@@ -349,6 +468,9 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
     if status == "budget" and state.time_to_target_s is not None:
         status = "reached"
     outcome = {} if error is None else {"error": error}
+    shared = contention()
+    # the first steps allocate and warm caches; the median of the rest is the steady-state step
+    steady = step_durations[machine.WARMUP_STEPS:] or step_durations
     return {
         **outcome,
         "status": status,
@@ -364,11 +486,20 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         "best_metric": state.best_metric,
         "final_metrics": state.final_metrics,
         "resumed_from_steps": resumed_from_steps,
+        "median_step_time_s": statistics.median(steady) if steady else None,
+        "cpu_time_s": shared.cpu_s,
+        "cpu_share": shared.cpu_share,
+        "other_cores": shared.other_cores,
+        "contended": shared.contended,
     }
 
 
 def _progress_bar(spec: TrialSpec, budget: float):
     from tqdm.auto import tqdm
 
-    return tqdm(total=round(budget, 1), unit="s", desc=f"{spec.workload} {spec.submission_label()}",
+    desc = f"{spec.workload} {spec.submission_label()}"
+    if spec.step_based:
+        return tqdm(total=spec.max_steps, unit="step", desc=desc, leave=False,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} steps {postfix}")
+    return tqdm(total=round(budget, 1), unit="s", desc=desc,
                 leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.0f}s {postfix}")

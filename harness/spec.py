@@ -113,17 +113,16 @@ class PresetSize:
     """Everything about a workload that changes between `tiny`, `cpu` and `full`."""
 
     target_value: float
-    max_runtime_s: float
     step_hint: int
     batch_size: int
     eval_period_s: float
+    #: the fixed time budget of a preset that does not measure one (`tiny`); presets that do
+    #: (harness/presets.py) get this machine's budget from its reference step time instead
+    max_runtime_s: float | None = None
     eval_period_steps: int | None = None
     max_batch_size: int | None = None
     test_target_value: float | None = None
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-
-PRESETS = ("tiny", "cpu", "full")
 
 
 class Workload:
@@ -145,6 +144,9 @@ class Workload:
     frameworks: tuple[str, ...] = ("pytorch",)
     data_description: str = ""
     sizes: Mapping[str, PresetSize]
+    #: bumped when the model or data code changes what a trial computes: target-setting trials and
+    #: measured step times of an older version are then not reused (harness.runner.workload_definition)
+    version: int = 1
 
     def __init__(self, preset: str = "cpu", data_dir: str | None = None, device: str | torch.device = "cpu"):
         if preset not in self.sizes:
@@ -152,11 +154,8 @@ class Workload:
                 f"workload {self.name!r} has no preset {preset!r}; valid presets: {sorted(self.sizes)}"
             )
         self.preset = preset
-        # a calibrated target/budget/step_hint for this hardware class (configs/targets/) overrides `sizes`;
-        # imported here because harness.calibrate imports this module
-        from harness.calibrate import calibrated_size
-
-        self.size = calibrated_size(self.name, preset, self.sizes[preset], device)
+        # the registry applies the committed target of this preset (harness/targets.py) on top
+        self.size = self.sizes[preset]
         self.data_dir = data_dir
         self.device = torch.device(device)
         self.metrics_logger: MetricsLogger | None = None
@@ -264,6 +263,19 @@ class Workload:
     def data_available(self) -> bool:
         """False when the data must first be downloaded (scripts/prepare_data.py)."""
         return True
+
+    # ---- what `timetrial describe` reports (after prepare_data) -----------------------------------
+    #: what one counted unit of `split_sizes` is ("examples", "characters", "predicted tokens", ...)
+    example_unit: str = "examples"
+
+    def split_sizes(self) -> dict[str, int]:
+        """{"train": n, "validation": m} in `example_unit`s; validation = what the metric averages over."""
+        raise NotImplementedError
+
+    def trivial_scores(self) -> dict[str, float]:
+        """The validation `target_metric` of trivial models (name -> score), computed from the data, so a
+        reader can see how far the target is from them (e.g. a bigram model for a language model)."""
+        return {}
 
 
 class DataMissingError(FileNotFoundError):

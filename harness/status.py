@@ -35,6 +35,9 @@ def trial_row(trial_dir: Path, job: dict[str, Any] | None) -> dict[str, Any]:
         detail = record["status"]
         if record.get("time_to_target_s") is not None:
             detail += f" in {record['time_to_target_s']:.2f} s ({record['steps_to_target']} steps)"
+        if record.get("contended"):
+            detail += (f" [CONTENDED clock: cpu share {record.get('cpu_share')}, "
+                       f"other work on {record.get('other_cores')} cores]")
         if record.get("error"):
             detail += f": {record['error']}"
         if record.get("traceback"):

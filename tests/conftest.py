@@ -11,6 +11,15 @@ os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def machine_cache(tmp_path_factory):
+    """Measured reference step times go to a folder of the test session, not the user's cache; trial
+    subprocesses (launcher=local, slurm) inherit the variable."""
+    folder = tmp_path_factory.mktemp("machines")
+    os.environ["TIMETRIAL_MACHINE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture
 def data_dir(tmp_path_factory):
     """A data directory shared by a test session (f* caches, generated files)."""

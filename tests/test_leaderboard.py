@@ -2,6 +2,7 @@
 median over studies, variant rule, steps score, speedup, and the written md/csv/html."""
 
 import base64
+import json
 import math
 import re
 from pathlib import Path
@@ -181,3 +182,19 @@ def test_a_workload_never_run_reads_not_run_and_scores_as_a_miss(tree):
     assert table.at["partial", "misses"] == 1  # w2 counts against it
     row = next(line for line in leaderboard.render_markdown([board], options).splitlines() if "| partial |" in line)
     assert "not run" in row and "miss" not in row.replace("not run", "")
+
+
+def test_contended_trials_are_counted_on_the_board_and_can_be_left_out(tmp_path):
+    for study, (fast_seconds, contended) in enumerate(((1.0, True), (2.0, False), (3.0, False)), start=1):
+        write_trial(tmp_path, "fast", "w1", f"self/study{study}", fast_seconds, seed=study)
+        record_file = next((tmp_path / "trials" / "w1" / "fast").rglob(f"self/study{study}-seed{study}/{RESULT_FILE}"))
+        record = json.loads(record_file.read_text())
+        atomic_write_json(record_file, {**record, "contended": contended, "cpu_share": 0.5 if contended else 0.99})
+        write_trial(tmp_path, "slow", "w1", f"self/study{study}", 5.0, seed=study)
+    flagged = board_for(leaderboard.build(tmp_path, "cpu", "self"), HW_A["fingerprint"], "self")
+    assert flagged.table.loc["fast", "contended"] == 1 and flagged.table.loc["slow", "contended"] == 0
+    assert flagged.times.loc["fast", "w1"] == 2.0  # median of 1, 2, 3
+    cleaned = board_for(leaderboard.build(tmp_path, "cpu", "self", leaderboard.Options(exclude_contended=True)),
+                        HW_A["fingerprint"], "self")
+    assert cleaned.table.loc["fast", "contended"] == 0 and cleaned.times.loc["fast", "w1"] == 2.5
+    assert "contended" in leaderboard.render_markdown([flagged])

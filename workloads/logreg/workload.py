@@ -2,7 +2,10 @@
 
 Target: relative train-objective suboptimality (f - f*) / f* <= 1e-4 at the `cpu` preset, where
 f = mean logistic loss + l2/2 ||W||^2 over the training split and f* comes from a precise L-BFGS
-solve (cached). Validation accuracy is reported beside it.
+solve (cached). Validation accuracy is reported beside it. Unlike the deep workloads' targets, which
+the calibration protocol sets from tuned baselines (docs/targets.md), this one is defined by the
+problem: a convex objective with a known optimum needs no baseline to say what "trained" means, and
+it is the same on every machine by construction.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from workloads.logreg import data
 LOGREG_SIZES = {
     "tiny": PresetSize(target_value=0.5, max_runtime_s=5.0, step_hint=400, batch_size=64,
                        eval_period_s=0.05, eval_period_steps=10),
-    "cpu": PresetSize(target_value=1e-4, max_runtime_s=20.0, step_hint=5000, batch_size=128,
+    "cpu": PresetSize(target_value=1e-4, step_hint=5000, batch_size=128,
                       eval_period_s=0.2, eval_period_steps=100),
-    "full": PresetSize(target_value=1e-5, max_runtime_s=120.0, step_hint=20000, batch_size=256,
+    "full": PresetSize(target_value=1e-5, step_hint=20000, batch_size=256,
                        eval_period_s=1.0, eval_period_steps=500),
 }
 
@@ -134,6 +137,17 @@ class LogisticRegression(Workload):
             "validation_loss": float(f_val),
             "validation_accuracy": self._accuracy(X_val, y_val, weight, bias),
         }
+
+    def split_sizes(self) -> dict[str, int]:
+        X_train, _, X_val, _ = self._numpy
+        return {"train": len(X_train), "validation": len(X_val)}
+
+    def trivial_scores(self) -> dict[str, float]:
+        """The zero model (where every trial starts): its relative suboptimality on the train objective."""
+        X_train, y_train, _, _ = self._numpy
+        zero = np.zeros((X_train.shape[1] + 1) * (1 if self.n_classes == 2 else self.n_classes))
+        f_zero, _ = data.objective(zero, X_train, y_train, self.n_classes, self.l2)
+        return {"zero weights (the initial point)": float((f_zero - self.f_star) / self.f_star)}
 
     def _accuracy(self, X, y, weight, bias) -> float:
         scores = X @ weight.T + bias

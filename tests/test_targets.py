@@ -1,0 +1,233 @@
+"""Targets per preset (harness/targets.py), budgets per machine (harness/machine.py), the step-based
+calibration protocol (harness/calibrate.py), the thread policy, contention marks and `describe`."""
+
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from harness import calibrate, contention, machine, runner, targets
+from harness.cli import main
+from harness.registry import make_workload, workload_class
+from harness.runner import TrialSpec, run_trial
+from harness.targets import TargetsFileError
+
+
+@pytest.fixture
+def targets_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "targets"
+    monkeypatch.setenv("TIMETRIAL_TARGETS_DIR", str(folder))
+    return folder
+
+
+def fake_hardware(monkeypatch, fingerprint: str, label: str):
+    """Every reader of the hardware in the runner sees another machine."""
+    real = runner.hardware
+
+    def other(device):
+        return {**real(device), "fingerprint": fingerprint, "label": label}
+
+    monkeypatch.setattr(runner, "hardware", other)
+
+
+def store_step_time(workload_name: str, preset: str, fingerprint: str, step_time_s: float) -> None:
+    workload = make_workload(workload_name, preset)
+    machine.store_step_time(fingerprint, machine.StepTime(
+        workload=workload_name, preset=preset, step_time_s=step_time_s,
+        definition=runner.reference_definition(workload, {}), reference="nadamw", hyperparameters={}, steps=20,
+        contended=False, cpu_share=1.0, measured_at=machine.now_iso(), hardware={"label": fingerprint}))
+
+
+def test_an_entry_sets_the_target_of_its_preset_only(targets_dir):
+    step_hint = workload_class("dlrm_small").sizes["tiny"].step_hint
+    targets.write_entry("tiny", "dlrm_small", {"target_value": 1.5, "step_hint": step_hint, "provenance": {}})
+    assert make_workload("dlrm_small", "tiny").target_value == 1.5
+    assert make_workload("dlrm_small", "cpu").size == workload_class("dlrm_small").sizes["cpu"]
+    assert make_workload("dlrm_small_embed_init", "tiny").target_value == workload_class(
+        "dlrm_small_embed_init").sizes["tiny"].target_value
+    targets.write_entry("tiny", "gpt2", {"target_value": 3.0, "step_hint": workload_class("gpt2").sizes["tiny"].step_hint})
+    assert make_workload("dlrm_small", "tiny").target_value == 1.5  # the second entry kept the first
+    assert sorted(yaml.safe_load(targets.targets_file("tiny").read_text())["workloads"]) == ["dlrm_small", "gpt2"]
+
+
+def test_an_entry_set_for_another_step_hint_is_stale(targets_dir):
+    code = workload_class("gpt2").sizes["tiny"]
+    targets.write_entry("tiny", "gpt2", {"target_value": 1.0, "step_hint": code.step_hint + 1})
+    with pytest.warns(UserWarning, match="set with step_hint"):
+        assert make_workload("gpt2", "tiny").target_value == code.target_value
+
+
+def test_bad_targets_file_names_the_key_and_the_valid_ones(targets_dir):
+    targets_dir.mkdir()
+    targets.targets_file("tiny").write_text(yaml.safe_dump({"workloads": {"gpt2": {"target": 1.0}}}))
+    with pytest.raises(TargetsFileError, match=r"workloads\.gpt2 has unknown keys \['target'\].*valid keys"):
+        make_workload("gpt2", "tiny")
+
+
+def test_another_machine_changes_the_budget_never_the_target(monkeypatch, tmp_path, data_dir, targets_dir):
+    """Faked fingerprints with other measured step times: the budget follows step_hint x step time x
+    BUDGET_FACTOR, the target stays the preset's."""
+    spec = TrialSpec("logreg_wine", "adamw", preset="cpu", max_steps=50)
+    records = {}
+    for fingerprint, step_time in (("fastmachine1", 1e-3), ("slowmachine2", 4e-3)):
+        store_step_time("logreg_wine", "cpu", fingerprint, step_time)
+        fake_hardware(monkeypatch, fingerprint, fingerprint)
+        records[fingerprint] = run_trial(spec, tmp_path / fingerprint, data_dir=data_dir, device="cpu")
+    fast, slow = records["fastmachine1"], records["slowmachine2"]
+    step_hint = workload_class("logreg_wine").sizes["cpu"].step_hint
+    assert fast["budget_s"] == pytest.approx(round(step_hint * 1e-3 * machine.BUDGET_FACTOR, 1))
+    assert slow["budget_s"] == pytest.approx(4 * fast["budget_s"], rel=0.02)
+    assert fast["target_value"] == slow["target_value"] == workload_class("logreg_wine").sizes["cpu"].target_value
+    assert fast["reference_step_time_s"] == 1e-3 and slow["reference_step_time"]["hardware"]["label"] == "slowmachine2"
+
+
+def test_an_unseen_machine_measures_its_step_time_once(monkeypatch, tmp_path, data_dir):
+    fake_hardware(monkeypatch, "unseenmachine", "unseen")
+    spec = TrialSpec("logreg_wine", "adamw", preset="cpu", max_steps=20)
+    first = run_trial(spec, tmp_path / "a", data_dir=data_dir, device="cpu")
+    cached = machine.all_step_times("unseenmachine")
+    assert [m.workload for m in cached] == ["logreg_wine"] and cached[0].steps >= machine.MEASURED_STEPS
+    # at least MIN_MEASURED_S of steady-state steps, capped at step_hint
+    assert cached[0].steps * cached[0].step_time_s >= 0.5 * machine.MIN_MEASURED_S or cached[0].steps == 5000
+    assert first["reference_step_time_s"] == cached[0].step_time_s
+    second = run_trial(spec, tmp_path / "b", data_dir=data_dir, device="cpu")
+    assert second["reference_step_time"]["measured_at"] == cached[0].measured_at  # reused, not remeasured
+
+
+def test_step_based_trials_give_the_same_metrics_on_a_slower_clock(tmp_path, data_dir):
+    """What makes calibration shareable across machines: evals fall on the step grid whatever the clock."""
+    spec = TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=60, eval_period_steps=20, step_based=True,
+                     stop_at_target=False)
+    ticks = iter(range(10**9))
+    slow_clock = lambda: next(ticks) * 10.0  # noqa: E731  (every reading 10 s later)
+    fast = run_trial(spec, tmp_path / "fast", data_dir=data_dir, device="cpu")
+    slow = run_trial(spec, tmp_path / "slow", data_dir=data_dir, device="cpu", clock_fn=slow_clock)
+    read = lambda root: [(r["step"], r["train_rel_subopt"]) for r in  # noqa: E731
+                         map(json.loads, (spec.trial_dir(root) / "evals.jsonl").read_text().splitlines())]
+    assert read(tmp_path / "fast") == read(tmp_path / "slow")
+    assert [step for step, _ in read(tmp_path / "fast")] == [1, 20, 40, 60]
+    assert fast["budget_s"] is None and slow["submission_time_s"] > 100 * fast["submission_time_s"]
+    with pytest.raises(ValueError, match="step-based trial needs"):
+        TrialSpec("logreg_wine", "adamw", step_based=True)
+
+
+def test_the_preset_sets_the_thread_count_and_records_it(tmp_path, data_dir):
+    torch.set_num_threads(2)
+    record = run_trial(TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=5), tmp_path, data_dir=data_dir,
+                       device="cpu")
+    assert record["torch_threads"] == 1 and record["provenance"]["hardware"]["torch_threads"] == 1
+    assert torch.get_num_threads() == 2  # restored for the caller
+
+
+def test_contention_rule():
+    alone = contention.assess(cpu_s=9.8, machine_busy=10.2, wall_s=10.0, torch_threads=1, cpu_count=2, device_type="cpu")
+    beside_one_job = contention.assess(9.7, 19.7, 10.0, 1, 2, "cpu")  # the other core was busy: still our core
+    starved = contention.assess(5.0, 20.0, 10.0, 1, 2, "cpu")
+    crowded = contention.assess(19.0, 23.0, 10.0, 2, 2, "cpu")  # 2 threads, 0.4 cores of other work, none spare
+    assert (alone.contended, beside_one_job.contended, starved.contended, crowded.contended) == (False, False, True, True)
+    assert starved.cpu_share == 0.5 and starved.other_cores == 1.5
+    assert contention.assess(0.1, 0.1, 0.2, 1, 2, "cpu").contended is None  # too short to judge
+
+
+HOG = "import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass\n"
+
+
+def test_a_trial_beside_cpu_hogs_is_marked_contended(tmp_path, data_dir):
+    spec = TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=12_000, eval_period_steps=4_000,
+                     step_based=True, stop_at_target=False)
+    run_trial(dataclasses.replace(spec, max_steps=200), tmp_path / "warm", data_dir=data_dir, device="cpu")
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG.format(seconds=60)]) for _ in range(3)]
+    try:
+        time.sleep(0.5)
+        record = run_trial(spec, tmp_path / "hogged", data_dir=data_dir, device="cpu")
+    finally:
+        for hog in hogs:
+            hog.kill()
+    assert record["contended"] is True, record
+    assert record["cpu_share"] < contention.MIN_CPU_SHARE and record["cpu_time_s"] > 0
+    assert record["other_cores"] is None or record["other_cores"] > 1.0
+
+
+# ---- the calibration protocol ----------------------------------------------------------------------------
+
+def calibrate_wine(tmp_path, data_dir, **knobs):
+    """The protocol at a small scale: logreg_wine `tiny` (400 steps), 2 baselines."""
+    def run_specs(specs):
+        return [run_trial(spec, tmp_path / "runs", data_dir=data_dir, device="cpu") for spec in specs]
+
+    messages = []
+    options = dict(baselines=["adamw", "sgd_momentum"], points=3, reruns=3, data_dir=data_dir, log=messages.append)
+    entry = calibrate.calibrate("logreg_wine", "tiny", run_specs, tmp_path / "runs", **{**options, **knobs})
+    return entry, messages
+
+
+def test_calibrate_sets_the_target_from_the_median_of_the_reruns(tmp_path, data_dir, targets_dir):
+    entry, messages = calibrate_wine(tmp_path, data_dir)
+    ledger = calibrate.read_ledger("tiny", "logreg_wine")
+    tune = [line for line in ledger if line.role == "tune"]
+    reruns = [line for line in ledger if line.role == "rerun"]
+    assert len(tune) == 6 and len(reruns) == 3 and {line.seed for line in reruns} == {1, 2, 3}
+    best = min(tune, key=lambda line: line.best_metric)
+    assert all(line.hyperparameters == best.hyperparameters and line.submission == best.submission for line in reruns)
+    assert entry["target_value"] == pytest.approx(statistics.median(line.best_metric for line in reruns))
+    for name in ("adamw", "sgd_momentum"):
+        mine = [line for line in tune if line.submission == name]
+        assert entry["tuned"][name] == min(mine, key=lambda line: line.best_metric).hyperparameters
+    step_hint = workload_class("logreg_wine").sizes["tiny"].step_hint
+    assert entry["step_hint"] == step_hint and all(line.curve[-1][0] == step_hint for line in ledger)
+    assert [step for step, _ in reruns[0].curve][:3] == [1, 20, 40]  # the fixed grid: step_hint / 20
+    hits = entry["provenance"]["rerun_steps_to_target"]
+    for line, hit in zip(reruns, hits):
+        assert hit == next((step for step, value in line.curve if value <= entry["target_value"]), None)
+    assert all(line.machine["fingerprint"] for line in ledger)
+    # the workload now uses it; another run of the command runs nothing and writes the same target
+    assert make_workload("logreg_wine", "tiny").target_value == entry["target_value"]
+    again, messages = calibrate_wine(tmp_path, data_dir)
+    assert again["target_value"] == entry["target_value"]
+    assert any("6 of 6 trials in the ledger; running 0" in m for m in messages)
+
+
+def test_calibration_shards_across_machines_through_the_ledger(tmp_path, data_dir, targets_dir):
+    with pytest.raises(calibrate.CalibrationIncomplete, match="not in .*logreg_wine.jsonl yet"):
+        calibrate_wine(tmp_path / "machine_a", data_dir, shard="0/2")
+    assert len(calibrate.read_ledger("tiny", "logreg_wine")) == 3
+    # the ledger travels (git); lines from another machine count as done
+    path = calibrate.ledger_file("tiny", "logreg_wine")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**row, "machine": {**row["machine"], "fingerprint": "machine-a"}}) + "\n"
+                            for row in rows))
+    with pytest.raises(calibrate.CalibrationIncomplete):  # tuning done, reruns split again
+        calibrate_wine(tmp_path / "machine_b", data_dir, shard="1/2")
+    entry, _ = calibrate_wine(tmp_path / "machine_b", data_dir)
+    assert "machine-a" in " ".join(entry["provenance"]["machines"]) and entry["provenance"]["trials"] == 9
+
+
+def test_a_changed_submission_is_not_reused_by_calibration(tmp_path, data_dir, targets_dir):
+    calibrate_wine(tmp_path, data_dir, baselines=["adamw"], points=2, reruns=1)
+    path = calibrate.ledger_file("tiny", "logreg_wine")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**row, "submission_source_hash": "old"}) + "\n" for row in rows))
+    _, messages = calibrate_wine(tmp_path, data_dir, baselines=["adamw"], points=2, reruns=1)
+    assert any("0 of 2 trials in the ledger; running 2" in m for m in messages)
+
+
+def test_calibrate_command_reports_bad_knobs(capsys, targets_dir):
+    assert main(["calibrate", "workload=logreg_wine", "preset=tiny", "calibrate.shard=3/2"]) == 2
+    assert "calibrate.shard='3/2' is not valid" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="points >= 1"):
+        calibrate.calibrate("logreg_wine", "tiny", lambda specs: [], "runs", points=0)
+
+
+def test_describe_shows_what_a_person_needs(capsys, data_dir, targets_dir):
+    assert main(["describe", "workload=logreg_wine", "preset=cpu", f"data_dir={data_dir}", "device=cpu"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("parameters", "train 142 examples, validation 36", "train_rel_subopt (lower is better)",
+                     "provisional", "step_hint  5,000", "1 torch thread(s)", "reference step", "budget",
+                     "zero weights"):
+        assert expected in out, (expected, out)
