@@ -77,10 +77,12 @@ def trial_options(cfg: DictConfig) -> dict[str, Any]:
 
 
 def trial_spec(cfg: DictConfig, workload: str, submission: str, hyperparameters: dict[str, Any], tag: str = "run"):
+    """The trial of cfg's settings; hp.NAME=VALUE names are checked and typed by the submission first."""
     from harness.runner import TrialSpec
+    from harness.submission import load_submission
 
     return TrialSpec(workload=workload, submission=submission, preset=cfg.preset, seed=cfg.seed,
-                     hyperparameters=hyperparameters, framework=cfg.framework, tag=tag,
+                     hyperparameters=load_submission(submission).checked_hyperparameters(hyperparameters), framework=cfg.framework, tag=tag,
                      budget_multiplier=cfg.budget_multiplier, stop_at_target=cfg.stop_at_target,
                      max_steps=cfg.max_steps, eval_period_s=cfg.eval_period_s,
                      eval_period_steps=cfg.eval_period_steps)
@@ -230,9 +232,9 @@ def tune_specs(cfg: DictConfig, workloads: list[str], submission_ref: str, hyper
     from harness.tuning import study_grid
 
     submission = load_submission(submission_ref)
+    checked = submission.checked_hyperparameters(hyperparameters)
     return [spec for workload in workloads for spec in study_grid(
-        submission, trial_spec(cfg, workload, submission_ref, {}), cfg.tuning, cfg.trials, cfg.studies,
-        hyperparameters)]
+        submission, trial_spec(cfg, workload, submission_ref, {}), cfg.tuning, cfg.trials, cfg.studies, checked)]
 
 
 def cmd_tune(positionals, cfg, hyperparameters) -> int:

@@ -85,6 +85,39 @@ class SearchSpace:
         return [{d.name: d.value_at(float(u)) for d, u in zip(self.dimensions, row)} for row in unit]
 
 
+    def typed(self, name: str, value: Any) -> Any:
+        """`value` (perhaps a command-line string such as '1e-3') as the type this space gives `name`:
+        a float for a range, the type of the feasible points for a choice; unchanged when the space lacks it."""
+        dimension = next((d for d in self.dimensions if d.name == name), None)
+        if isinstance(dimension, Range):
+            return as_type(name, value, float)
+        if isinstance(dimension, Choice):
+            return as_type(name, value, type(dimension.points[0]))
+        known = [point[name] for point in self.fixed_points or () if name in point]
+        return as_type(name, value, type(known[0])) if known else value
+
+
+def as_type(name: str, value: Any, kind: type) -> Any:
+    """`value` converted to `kind` (bool from true/false, numbers from strings); a one-line error names `name`."""
+    if value is None or isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+        return value
+    if kind is bool:
+        lowered = str(value).lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+    elif kind in (int, float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            pass
+        else:
+            if kind is float or number.is_integer():
+                return kind(number)
+    elif kind is str:
+        return str(value)
+    raise SearchSpaceError(f"hyperparameter {name}={value!r} is not a {kind.__name__}")
+
+
 def parse_search_space(raw: Any, source: str = "<dict>") -> SearchSpace:
     """Validate a search space and name the first bad key and what would be valid."""
     if isinstance(raw, list):

@@ -20,10 +20,10 @@ import json
 import sys
 import types
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from harness import closure
-from harness.search_space import SearchSpace, load_search_space
+from harness.search_space import SearchSpace, as_type, load_search_space
 
 SUBMISSIONS_DIR = Path(__file__).resolve().parent.parent / "submissions"
 COMPAT_DIR = Path(__file__).resolve().parent / "compat"
@@ -60,6 +60,25 @@ class Submission:
         if self.search_space is not None:
             return self.search_space.center()
         return {}
+
+    def checked_hyperparameters(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Command-line hyperparameters checked at the door: each name must be in the search space or the
+        defaults (unless metadata says `"accepts_extra_hyperparameters": true`), and each value takes the
+        type that the search space (else the default) gives it, so hp.learning_rate=1e-3 is a float."""
+        defaults = self.default_hyperparameters()
+        known = sorted(set(defaults) | set(self.search_space.names if self.search_space else ()))
+        checked = {}
+        for name, value in overrides.items():
+            if name not in known and not self.metadata.get("accepts_extra_hyperparameters", False):
+                raise SubmissionError(f"{self.name} has no hyperparameter {name!r}; valid: {known} (a submission that "
+                                      "takes other names declares \"accepts_extra_hyperparameters\": true in metadata.json)")
+            if self.search_space is not None and name in self.search_space.names:
+                checked[name] = self.search_space.typed(name, value)
+            elif defaults.get(name) is not None:
+                checked[name] = as_type(name, value, type(defaults[name]))
+            else:
+                checked[name] = value
+        return checked
 
     def unsupported_reason(self, workload_name: str) -> str | None:
         for pattern, reason in self.metadata.get("unsupported_workloads", {}).items():

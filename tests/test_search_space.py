@@ -57,3 +57,23 @@ def test_load_reports_invalid_json(tmp_path):
         load_search_space(path)
     path.write_text(json.dumps({"lr": {"min": 1e-3, "max": 1e-2, "scaling": "log"}}))
     assert load_search_space(path).names == ["lr"]
+
+
+def test_command_line_hyperparameters_are_checked_and_typed_at_the_door(tmp_path, capsys):
+    """hp.learning_rate=1e-3 reaches YAML as the string '1e-3'; the search space makes it a float, and a
+    misspelled name exits naming the valid ones."""
+    from harness.cli import main
+    from harness.submission import SubmissionError, load_submission
+
+    adamw = load_submission("adamw")
+    checked = adamw.checked_hyperparameters({"learning_rate": "1e-3", "warmup_factor": "0.1"})
+    assert checked == {"learning_rate": 1e-3, "warmup_factor": 0.1} and isinstance(checked["learning_rate"], float)
+    sgd = load_submission("sgd_momentum")
+    assert sgd.checked_hyperparameters({"nesterov": "true"}) == {"nesterov": True}
+    with pytest.raises(SubmissionError, match=r"has no hyperparameter 'learnig_rate'; valid: \[.*'learning_rate'"):
+        adamw.checked_hyperparameters({"learnig_rate": 0.1})
+    with pytest.raises(SearchSpaceError, match="hyperparameter learning_rate='fast' is not a float"):
+        adamw.checked_hyperparameters({"learning_rate": "fast"})
+    code = main(["run", "workload=logreg_wine", "submission=adamw", "hp.learnig_rate=0.1", f"results_dir={tmp_path}"])
+    assert code == 2 and "has no hyperparameter 'learnig_rate'" in capsys.readouterr().err
+    assert not (tmp_path / "trials").exists()
