@@ -214,7 +214,7 @@ def leaderboard_options(cfg: DictConfig):
 def cmd_leaderboard(positionals, cfg, hyperparameters) -> int:
     """Score the results tree; write leaderboard.md, leaderboard.csv and report.html into it.
 
-    timetrial leaderboard [results_dir=results] [preset=cpu] [leaderboard.ruleset=self]
+    timetrial leaderboard [results_dir=runs] [preset=cpu] [leaderboard.ruleset=self]
     """
     from harness import leaderboard
 
@@ -346,7 +346,7 @@ def cmd_describe(positionals, cfg, hyperparameters) -> int:
 def cmd_status(positionals, cfg, hyperparameters) -> int:
     """Show which trials under results_dir are queued, running, done or failed, and why.
 
-    timetrial status [results_dir=results]
+    timetrial status [results_dir=runs]
     """
     from harness import status
 

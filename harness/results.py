@@ -30,6 +30,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def comparable(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples as lists, NaN as a string), to compare a record with
+    what a new run would write."""
+    return json.loads(json.dumps(_jsonable(value), sort_keys=True))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder + rename, so readers never see half a file."""
     path = Path(path)

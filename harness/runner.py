@@ -149,7 +149,7 @@ def seed_everything(seed: int) -> None:
 
 def run_trial(
     spec: TrialSpec,
-    results_dir: Path | str = "results",
+    results_dir: Path | str = "runs",
     *,
     data_dir: str | None = None,
     device: str = "auto",
@@ -170,8 +170,14 @@ def run_trial(
     trial_dir = spec.trial_dir(Path(results_dir))
     existing = results.read_result(trial_dir)
     if existing is not None and existing.get("status") in results.FINISHED and not force:
-        existing["skipped"] = True
-        return existing
+        submission = submission or load_submission(spec.submission)
+        changed = stale_reason(existing, spec, submission)
+        if changed is None:
+            existing["skipped"] = True
+            return existing
+        print(f"{spec.workload}/{spec.submission_label()}: rerunning the finished trial in {trial_dir}: {changed}",
+              file=sys.stderr, flush=True)
+        force = True
     resume = (trial_dir / checkpoint.CHECKPOINT_FILE).exists() and not force
     if trial_dir.exists() and not resume:
         shutil.rmtree(trial_dir)
@@ -183,6 +189,7 @@ def run_trial(
         "workload": spec.workload, "submission": spec.submission_label(), "submission_ref": spec.submission,
         "framework": spec.framework, "preset": spec.preset, "seed": spec.seed, "tag": spec.tag,
         "trial_key": spec.key(), "spec": dataclasses.asdict(spec), "status": "failed",
+        "timing_version": TIMING_VERSION,
         "reached_target": False, "time_to_target_s": None, "steps_to_target": None,
     }
     started = time.time()
@@ -222,6 +229,24 @@ def run_trial(
     checkpoint.delete(trial_dir)
     logger.finish(record)
     return record
+
+
+#: bumped when the runner changes what the clock counts, so trials timed the old way are not reused
+TIMING_VERSION = 2
+
+
+def stale_reason(record: Mapping[str, Any], spec: TrialSpec, submission: Submission) -> str | None:
+    """Why a finished trial no longer answers `spec` (None: it does). A trial is the spec plus what it
+    resolves to: the submission's source, the hyperparameters after defaults, and the clock's rules."""
+    recorded_source = (record.get("provenance") or {}).get("submission_source_hash")
+    if recorded_source is not None and recorded_source != submission.source_hash():
+        return "the submission's source changed since"
+    resolved = {**submission.default_hyperparameters(), **spec.hyperparameters}
+    if "hyperparameters" in record and results.comparable(record["hyperparameters"]) != results.comparable(resolved):
+        return f"its hyperparameters resolve differently now ({record['hyperparameters']} -> {resolved})"
+    if record.get("timing_version", 1) != TIMING_VERSION:
+        return f"it was timed under the runner's timing version {record.get('timing_version', 1)}, now {TIMING_VERSION}"
+    return None
 
 
 def apply_budget(workload: Workload, spec: TrialSpec, data_dir: str | None, device: torch.device) -> dict[str, Any]:

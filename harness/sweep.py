@@ -10,7 +10,8 @@ from typing import Any, Iterable, Sequence
 
 from harness import registry, results
 from harness.provenance import hardware
-from harness.runner import TrialSpec, resolve_device, run_trial
+from harness.runner import TrialSpec, resolve_device, run_trial, stale_reason
+from harness.submission import load_submission
 
 
 def suite(workloads: str | Sequence[str], preset: str, data_dir: str | None) -> list[str]:
@@ -75,7 +76,8 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
         existing = results.read_result(trial_dir)
         if cfg.force and trial_dir.exists():
             shutil.rmtree(trial_dir)
-        elif existing is not None and existing.get("status") in results.FINISHED:
+        elif existing is not None and existing.get("status") in results.FINISHED \
+                and stale_reason(existing, spec, load_submission(spec.submission)) is None:
             records[spec.key()] = {**existing, "skipped": True}
             continue
         job = launchers.job_record_path(results_dir, spec)

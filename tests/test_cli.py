@@ -14,7 +14,7 @@ def test_help_lists_commands_and_options(capsys):
         assert command in out
     assert main(["run", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "preset: cpu" in out and "results_dir: results" in out and "hp.learning_rate" in out
+    assert "preset: cpu" in out and "results_dir: runs" in out and "hp.learning_rate" in out
 
 
 def test_list_workloads_and_submissions(capsys):

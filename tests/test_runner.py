@@ -9,8 +9,8 @@ import torch
 from harness import results
 from harness.closure import LOSS_EVERY
 from harness.registry import make_workload
-from harness.runner import TrialSpec, resolve_batch_size, run_trial
-from harness.submission import load_submission
+from harness.runner import TrialSpec, resolve_batch_size, run_trial, stale_reason
+from harness.submission import SUBMISSIONS_DIR, load_submission
 from harness.sweep import run_local
 from workloads.logreg.workload import LogisticRegression
 
@@ -279,3 +279,27 @@ def test_seeds_change_the_data_order_and_same_seed_reproduces(tmp_path, data_dir
 
     assert final_weights(1) == final_weights(1)
     assert final_weights(1) != final_weights(2)
+
+
+def test_a_changed_submission_is_rerun_not_reused(tmp_path, data_dir, capsys):
+    """A finished trial is reused only while it still answers its spec: same submission source, same
+    hyperparameters after defaults, same clock rules."""
+    import shutil
+
+    folder = tmp_path / "my_adamw"
+    shutil.copytree(SUBMISSIONS_DIR / "adamw", folder)
+    spec = TrialSpec("logreg_wine", str(folder), preset="tiny", max_steps=3)
+    first = run_trial(spec, tmp_path / "results", data_dir=data_dir)
+    assert run_trial(spec, tmp_path / "results", data_dir=data_dir).get("skipped")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata["defaults"]["weight_decay"] = 0.5  # the issue's example: another default weight decay
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    rerun = run_trial(spec, tmp_path / "results", data_dir=data_dir)
+    assert not rerun.get("skipped") and rerun["hyperparameters"]["weight_decay"] == 0.5
+    assert "source changed" in capsys.readouterr().err
+    assert rerun["provenance"]["submission_source_hash"] != first["provenance"]["submission_source_hash"]
+    assert run_trial(spec, tmp_path / "results", data_dir=data_dir).get("skipped")
+    submission = load_submission(str(folder))
+    assert stale_reason(rerun, spec, submission) is None
+    assert "resolve differently" in stale_reason({**rerun, "hyperparameters": first["hyperparameters"]}, spec, submission)
+    assert "timing version 1" in stale_reason({k: v for k, v in rerun.items() if k != "timing_version"}, spec, submission)
