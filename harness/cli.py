@@ -208,7 +208,7 @@ def leaderboard_options(cfg: DictConfig):
 
     return Options(variant_rule=cfg.leaderboard.variant_rule, reference=cfg.leaderboard.reference,
                    n_boot=cfg.leaderboard.bootstrap, seed=cfg.seed, profile_points=cfg.leaderboard.profile_points,
-                   exclude_contended=cfg.leaderboard.exclude_contended)
+                   exclude_contended=cfg.leaderboard.exclude_contended, normalized=cfg.leaderboard.normalized)
 
 
 def cmd_leaderboard(positionals, cfg, hyperparameters) -> int:

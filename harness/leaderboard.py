@@ -22,6 +22,8 @@ from harness.tuning import SELF_TUNING_BUDGET_MULTIPLIER, tag_fields
 
 HARDWARE_KEY = "provenance.hardware.fingerprint"
 HARDWARE_LABEL = "provenance.hardware.label"
+MERGED = "all-machines"
+NORMALIZED_TIME = "time_to_target_reference_steps"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Options:
     n_boot: int = 200
     seed: int = 0
     exclude_contended: bool = False  # drop trials whose clock was shared (harness/contention.py)
+    #: True: one board over every machine, ranked on time in reference steps (harness/machine.py)
+    normalized: bool = False
 
 
 @dataclasses.dataclass
@@ -49,12 +53,18 @@ class Board:
     budgets: dict[str, float]
     table: pd.DataFrame  # one row per submission, ranked
     conditions: str = ""  # '' = the ruleset's budget and no step cap; else what differs (see `conditions`)
+    machines: tuple[str, ...] = ()  # a normalized board: every machine whose trials it merges
+
+    @property
+    def normalized(self) -> bool:
+        return self.fingerprint == MERGED
 
     @property
     def title(self) -> str:
         off_ruleset = f", off the ruleset: {self.conditions}" if self.conditions else ""
-        return (f"preset `{self.preset}`, ruleset `{self.ruleset}`{off_ruleset}, "
-                f"hardware: {self.hardware} [{self.fingerprint}]")
+        where = (f"normalized time (reference steps: seconds / the machine's reference step time), machines: "
+                 f"{'; '.join(self.machines)}" if self.normalized else f"hardware: {self.hardware} [{self.fingerprint}]")
+        return f"preset `{self.preset}`, ruleset `{self.ruleset}`{off_ruleset}, {where}"
 
 
 def with_study_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -81,12 +91,30 @@ def build(results_dir: Path | str, preset: str = "cpu", ruleset: str | None = No
     frame = frame.assign(**{HARDWARE_KEY: frame[HARDWARE_KEY].fillna("unknown"),
                             HARDWARE_LABEL: frame[HARDWARE_LABEL].fillna("unknown hardware")})
     frame = frame.assign(conditions=conditions(frame))
+    if options.normalized:
+        frame = normalized_frame(frame)
+        if frame.empty:
+            return []
     boards = []
     keys = [HARDWARE_KEY, "ruleset", "conditions"]
     for (fingerprint, group_ruleset, group_conditions), group in frame.groupby(keys, sort=True):
         board = build_board(group, str(fingerprint), preset, str(group_ruleset), options)
         boards.append(dataclasses.replace(board, conditions=group_conditions))
     return boards
+
+
+def normalized_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Trials of every machine as one: times and budgets in reference steps. Trials without a reference
+    step time (recorded before budgets were measured) cannot be normalized and are left out."""
+    if "reference_step_time_s" not in frame:
+        return frame.iloc[0:0]
+    frame = frame[frame["reference_step_time_s"].notna()]
+    machines = sorted(set(frame[HARDWARE_LABEL] + " [" + frame[HARDWARE_KEY] + "]"))
+    step = frame["reference_step_time_s"].astype(float)
+    return frame.assign(**{
+        "time_to_target_s": frame.get(NORMALIZED_TIME, frame["time_to_target_s"].astype(float) / step),
+        "budget_s": frame["budget_s"].astype(float) / step,
+        HARDWARE_KEY: MERGED, HARDWARE_LABEL: "; ".join(machines)})
 
 
 def conditions(frame: pd.DataFrame) -> pd.Series:
@@ -146,13 +174,15 @@ def build_board(trials: pd.DataFrame, fingerprint: str, preset: str, ruleset: st
     table["not_run"] = times.reindex(columns=scored.columns).isna().sum(axis=1)
     shared = trials["contended"] == True if "contended" in trials else pd.Series(False, index=trials.index)  # noqa: E712
     table["contended"] = shared.groupby(trials["submission"]).sum().reindex(table.index).fillna(0).astype(int)
-    table = table.join(times.add_suffix(" [s]"))
+    table = table.join(times.add_suffix(" [ref steps]" if fingerprint == MERGED else " [s]"))
     table = table.join(steps.add_suffix(" [steps]"))
     table = table.sort_values(["score", "reached"], ascending=False)
     table.index.name = "submission"
-    return Board(hardware=str(trials[HARDWARE_LABEL].iloc[0]), fingerprint=fingerprint, preset=preset,
+    hardware = str(trials[HARDWARE_LABEL].iloc[0])
+    return Board(hardware=hardware, fingerprint=fingerprint, preset=preset,
                  ruleset=ruleset, trials=trials, per_study=per_study, times=times, steps=steps,
-                 variant_of=variant_of, budgets=budgets, table=table)
+                 variant_of=variant_of, budgets=budgets, table=table,
+                 machines=tuple(hardware.split("; ")) if fingerprint == MERGED else ())
 
 
 def format_cell(value) -> str:
@@ -168,7 +198,7 @@ def format_cell(value) -> str:
 def display_table(board: Board) -> pd.DataFrame:
     """The board's table with each statistic's CI folded into one column, for Markdown and HTML."""
     table = board.table.copy()
-    for column in [c for c in table.columns if c.endswith((" [s]", " [steps]"))]:
+    for column in [c for c in table.columns if c.endswith((" [s]", " [ref steps]", " [steps]"))]:
         table[column] = table[column].astype(object).where(table[column].notna(), "not run")
     for name in [c[:-len("_low")] for c in board.table.columns if c.endswith("_low")]:
         low, high = table.pop(f"{name}_low"), table.pop(f"{name}_high")

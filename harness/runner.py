@@ -201,7 +201,7 @@ def run_trial(
             workload = registry.make_workload(spec.workload, spec.preset, data_dir, str(torch_device), spec.framework)
         except FrameworkUnavailableError as err:
             raise UnsupportedWorkloadError(str(err)) from err
-        record.update(apply_budget(workload, spec, data_dir, torch_device))
+        record.update(apply_budget(workload, spec, data_dir, torch_device, clock_fn))
         record.update(workload_info(workload, spec))
         reason = submission.unsupported_reason(workload.name)
         if reason is None and spec.framework != submission.framework:
@@ -249,7 +249,8 @@ def stale_reason(record: Mapping[str, Any], spec: TrialSpec, submission: Submiss
     return None
 
 
-def apply_budget(workload: Workload, spec: TrialSpec, data_dir: str | None, device: torch.device) -> dict[str, Any]:
+def apply_budget(workload: Workload, spec: TrialSpec, data_dir: str | None, device: torch.device,
+                 clock_fn: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """Give the workload this machine's time budget (presets that measure it); returns what the record keeps.
 
     A step-based trial has no time budget (its submissions see an infinite one); a `tiny` trial keeps
@@ -259,7 +260,7 @@ def apply_budget(workload: Workload, spec: TrialSpec, data_dir: str | None, devi
         return {}
     if not preset_policy(spec.preset).measured_budget:
         return {}
-    measured = reference_step_time(workload, data_dir, device)
+    measured = reference_step_time(workload, data_dir, device, clock_fn=clock_fn)
     workload.size = dataclasses.replace(workload.size, max_runtime_s=measured.budget_s(workload.step_hint))
     return {"reference_step_time_s": measured.step_time_s, "reference_step_time": dataclasses.asdict(measured)}
 
@@ -282,10 +283,10 @@ def reference_definition(workload: Workload, hyperparameters: Mapping[str, Any])
     return _digest({"workload": workload_definition(workload), "hyperparameters": dict(hyperparameters)})
 
 
-def reference_step_time(workload: Workload, data_dir: str | None, device: torch.device,
-                        remeasure: bool = False) -> machine.StepTime:
+def reference_step_time(workload: Workload, data_dir: str | None, device: torch.device, remeasure: bool = False,
+                        clock_fn: Callable[[], float] = time.perf_counter) -> machine.StepTime:
     """This machine's reference step time for the workload at its preset: cached per hardware
-    fingerprint, measured in a short step-based NAdamW run when missing (or `remeasure`)."""
+    fingerprint, measured in a short step-based NAdamW run on `clock_fn` when missing (or `remeasure`)."""
     apply_threads(workload.preset)  # the fingerprint names the preset's thread count
     point = tuned_point(workload.name, workload.preset, machine.REFERENCE_SUBMISSION) or {}
     definition = reference_definition(workload, point)
@@ -302,7 +303,7 @@ def reference_step_time(workload: Workload, data_dir: str | None, device: torch.
                          hyperparameters=point, tag="speed", stop_at_target=False,
                          max_steps=machine.WARMUP_STEPS + steps, eval_period_steps=10**9, step_based=True)
         with tempfile.TemporaryDirectory(prefix="timetrial-speed-") as scratch:
-            record = run_trial(spec, scratch, data_dir=data_dir, device=str(device))
+            record = run_trial(spec, scratch, data_dir=data_dir, device=str(device), clock_fn=clock_fn)
         if record["status"] not in ("budget", "reached") or not record.get("median_step_time_s"):
             raise RuntimeError(f"measuring the reference step time of {workload.name} ({workload.preset}) failed: "
                                f"{record.get('error', record['status'])}")
