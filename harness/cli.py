@@ -5,97 +5,27 @@ Options are hydra overrides of configs/timetrial.yaml; `timetrial <command> --he
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-from hydra import compose, initialize_config_dir
-from hydra.errors import ConfigCompositionException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from harness.registry import UnknownWorkloadError, workload_class
-from harness.runner import resolve_device
+from harness import compare, leaderboard, report, reproduce, status, sweep
+from harness.calibrate import CalibrationIncomplete, calibrate
+from harness.config import UsageError, leaderboard_options, load_config, split_arguments, trial_options, trial_spec, tune_specs
+from harness.describe import describe
+from harness.registry import UnknownWorkloadError, make_workload, workload_class, workload_classes
+from harness.runner import reference_step_time, resolve_device, run_trial
 from harness.search_space import SearchSpaceError
-from harness.presets import PRESETS
-from harness.submission import SubmissionError
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-CHOICES = {"preset": PRESETS, "logger": ("none", "wandb"), "framework": ("pytorch", "jax"),
-           "tuning": ("external", "self")}
-
-
-class UsageError(ValueError):
-    pass
-
-
-def load_config(overrides: list[str], config_name: str = "timetrial") -> DictConfig:
-    """Compose configs/<config_name>.yaml with hydra overrides and check the enumerated keys."""
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            cfg = compose(config_name=config_name, overrides=overrides)
-    except ConfigCompositionException as err:
-        cause = err.__cause__ or err
-        valid = ", ".join(sorted(_top_level_keys(config_name)))
-        raise UsageError(f"{cause}\nvalid keys: {valid}") from None
-    except OverrideParseException as err:
-        raise UsageError(f"cannot parse the overrides {overrides}: {err}\n"
-                         "quote a value with spaces or brackets: 'key=\"a value (with brackets)\"'") from None
-    for key, valid in CHOICES.items():
-        if key in cfg and cfg[key] not in valid:
-            raise UsageError(f"{key}={cfg[key]!r} is not valid; choose one of {list(valid)}")
-    return cfg
-
-
-def _top_level_keys(config_name: str) -> list[str]:
-    return list(yaml.safe_load((CONFIG_DIR / f"{config_name}.yaml").read_text()) or {})
-
-
-def split_arguments(args: list[str]) -> tuple[list[str], list[str], dict[str, Any]]:
-    """(positionals, hydra overrides, hyperparameters from hp.NAME=VALUE)."""
-    positionals, overrides, hyperparameters = [], [], {}
-    for arg in args:
-        if arg.startswith("hp.") and "=" in arg:
-            name, value = arg[3:].split("=", 1)
-            hyperparameters[name] = yaml.safe_load(value)
-        elif "=" in arg:
-            overrides.append(arg)
-        else:
-            positionals.append(arg)
-    return positionals, overrides, hyperparameters
-
-
-def trial_options(cfg: DictConfig) -> dict[str, Any]:
-    """run_trial keyword arguments shared by every command that runs trials."""
-    from harness.loggers import make_logger
-
-    return {"data_dir": cfg.data_dir, "device": cfg.device, "force": cfg.force,
-            "logger": make_logger(cfg.logger, directory=cfg.results_dir), "progress": cfg.progress,
-            "checkpoint_every_evals": cfg.checkpoint_every_evals}
-
-
-def trial_spec(cfg: DictConfig, workload: str, submission: str, hyperparameters: dict[str, Any], tag: str = "run"):
-    """The trial of cfg's settings; hp.NAME=VALUE names are checked and typed by the submission first."""
-    from harness.runner import TrialSpec
-    from harness.submission import load_submission
-
-    return TrialSpec(workload=workload, submission=submission, preset=cfg.preset, seed=cfg.seed,
-                     hyperparameters=load_submission(submission).checked_hyperparameters(hyperparameters), framework=cfg.framework, tag=tag,
-                     budget_multiplier=cfg.budget_multiplier, stop_at_target=cfg.stop_at_target,
-                     max_steps=cfg.max_steps, eval_period_s=cfg.eval_period_s,
-                     eval_period_steps=cfg.eval_period_steps)
-
+from harness.submission import SubmissionError, available_submissions, check_submission, load_submission
 
 def cmd_run(positionals, cfg, hyperparameters) -> int:
     """Train one submission on one workload and write its trial directory under results_dir.
 
     timetrial run workload=logreg_digits submission=adamw [hp.learning_rate=0.003]
     """
-    from harness.runner import run_trial
-    from harness.submission import load_submission
-
     workload_class(cfg.workload)  # unknown names fail here, with the valid ones listed
     load_submission(str(cfg.submission))
     spec = trial_spec(cfg, cfg.workload, str(cfg.submission), hyperparameters)
@@ -130,15 +60,12 @@ def cmd_list(positionals, cfg, hyperparameters) -> int:
     """
     what = positionals[0] if positionals else None
     if what == "workloads":
-        from harness.registry import workload_classes
 
         for name, cls in sorted(workload_classes().items()):
             variant = f"  (variant of {cls.variant_of})" if cls.variant_of else ""
             print(f"{name:36s} {cls.family:8s} [{', '.join(cls.frameworks)}] {cls.description}{variant}")
         return 0
     if what == "submissions":
-        from harness.registry import workload_classes
-        from harness.submission import available_submissions, load_submission
 
         workloads = sorted(workload_classes())
         for name in available_submissions():
@@ -162,8 +89,6 @@ def cmd_check_submission(positionals, cfg, hyperparameters) -> int:
     """
     import tempfile
 
-    from harness.runner import run_trial
-    from harness.submission import check_submission
 
     if not positionals:
         raise UsageError("timetrial check-submission needs a submission name or path")
@@ -193,22 +118,12 @@ def cmd_bench(positionals, cfg, hyperparameters) -> int:
 
     timetrial bench [preset=cpu] [bench.submissions=[adamw,nadamw]] [bench.workloads=[logreg_wine]]
     """
-    from harness import leaderboard, sweep
-
     workloads = sweep.suite(cfg.bench.workloads, cfg.preset, cfg.data_dir)
     specs = [trial_spec(cfg, w, s, hyperparameters, tag="bench") for s in cfg.bench.submissions for w in workloads]
     sweep.launch(specs, cfg)
     options = leaderboard_options(cfg)
-    print(leaderboard.render_markdown(leaderboard.build(cfg.results_dir, cfg.preset, "bench", options), options))
+    print(report.render_markdown(leaderboard.build(cfg.results_dir, cfg.preset, "bench", options), options))
     return 0
-
-
-def leaderboard_options(cfg: DictConfig):
-    from harness.leaderboard import Options
-
-    return Options(variant_rule=cfg.leaderboard.variant_rule, reference=cfg.leaderboard.reference,
-                   n_boot=cfg.leaderboard.bootstrap, seed=cfg.seed, profile_points=cfg.leaderboard.profile_points,
-                   exclude_contended=cfg.leaderboard.exclude_contended, normalized=cfg.leaderboard.normalized)
 
 
 def cmd_leaderboard(positionals, cfg, hyperparameters) -> int:
@@ -216,25 +131,12 @@ def cmd_leaderboard(positionals, cfg, hyperparameters) -> int:
 
     timetrial leaderboard [results_dir=runs] [preset=cpu] [leaderboard.ruleset=self]
     """
-    from harness import leaderboard
-
     options = leaderboard_options(cfg)
     boards = leaderboard.build(cfg.results_dir, cfg.preset, cfg.leaderboard.ruleset, options)
-    paths = leaderboard.write(boards, cfg.results_dir, options)
-    print(leaderboard.render_markdown(boards, options))
+    paths = report.write(boards, cfg.results_dir, options)
+    print(report.render_markdown(boards, options))
     print("\nwrote " + ", ".join(str(p) for p in paths))
     return 0
-
-
-def tune_specs(cfg: DictConfig, workloads: list[str], submission_ref: str, hyperparameters: dict[str, Any]):
-    """The study grid of `cfg.tuning` for one submission on `workloads`; a bad search space fails here."""
-    from harness.submission import load_submission
-    from harness.tuning import study_grid
-
-    submission = load_submission(submission_ref)
-    checked = submission.checked_hyperparameters(hyperparameters)
-    return [spec for workload in workloads for spec in study_grid(
-        submission, trial_spec(cfg, workload, submission_ref, {}), cfg.tuning, cfg.trials, cfg.studies, checked)]
 
 
 def cmd_tune(positionals, cfg, hyperparameters) -> int:
@@ -243,40 +145,39 @@ def cmd_tune(positionals, cfg, hyperparameters) -> int:
     timetrial tune workload=logreg_wine submission=adamw tuning=external trials=5 studies=3
     timetrial tune workload=logreg_wine submission=adamw tuning=self studies=3
     """
-    from harness import leaderboard, sweep
-
     workload_class(cfg.workload)
     specs = tune_specs(cfg, [cfg.workload], str(cfg.submission), hyperparameters)
     records = sweep.launch(specs, cfg)
     options = leaderboard_options(cfg)
-    print(leaderboard.render_markdown(leaderboard.build(cfg.results_dir, cfg.preset, cfg.tuning, options), options))
+    print(report.render_markdown(leaderboard.build(cfg.results_dir, cfg.preset, cfg.tuning, options), options))
     return 0 if all(r["status"] != "failed" for r in records) else 1
 
 
 def cmd_submit(positionals, cfg, hyperparameters) -> int:
-    """Submit an optimizer: check it, tune it on the suite, score it, and write the leaderboard.
+    """Submit an optimizer: check it, tune it on the suite, and rank it on the published board with the tuned baselines.
 
     timetrial submit path/to/my_optimizer [tuning=external] [trials=5 studies=3] [suite=all] [preset=cpu]
+        [submit.baselines=published|rerun] [submit.published_dir=results]
     """
-    from harness import leaderboard, sweep
-
     if not positionals:
         raise UsageError("timetrial submit needs a submission folder or name")
     if cmd_check_submission(positionals, cfg, hyperparameters) != 0:
         return 1
     workloads = sweep.suite(cfg.suite, cfg.preset, cfg.data_dir)
     specs = tune_specs(cfg, workloads, positionals[0], hyperparameters)
-    print(f"tuning ({cfg.tuning}): {len(specs)} trials on {len(workloads)} workloads, preset {cfg.preset}")
+    rerun = cfg.submit.baselines == "rerun"
+    if rerun:
+        specs += compare.reference_specs(trial_spec(cfg, workloads[0], "nadamw", {}, tag=compare.REFERENCE_TAG), workloads)
+    print(f"{cfg.tuning} tuning: {len(specs)} trials on {len(workloads)} workloads, preset {cfg.preset}"
+          + (" (the tuned baselines re-timed here included)" if rerun else "")
+          + f"; at most {sweep.upper_bound_s(specs, cfg) / 60:.1f} min of trial time (every trial to its budget)")
     sweep.launch(specs, cfg)
     options = leaderboard_options(cfg)
-    boards = leaderboard.build(cfg.results_dir, cfg.preset, None, options)
-    paths = leaderboard.write(boards, cfg.results_dir, options)
-    label = specs[0].submission_label()
-    for board in boards:
-        if board.ruleset == cfg.tuning and label in board.table.index:
-            row = leaderboard.render_markdown([dataclasses.replace(board, table=board.table.loc[[label]])], options)
-            print(row)
-    print("\nwrote " + ", ".join(str(p) for p in paths))
+    comparison = compare.compare(specs[0].submission_label(), cfg.tuning, cfg.preset, workloads, Path(cfg.results_dir),
+                                 Path(cfg.submit.published_dir), rerun, options)
+    print(compare.ranked_rows(comparison))
+    paths = report.write(leaderboard.build(cfg.results_dir, cfg.preset, None, options), cfg.results_dir, options)
+    print("\nyour trials' boards: " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -288,9 +189,6 @@ def cmd_calibrate(positionals, cfg, hyperparameters) -> int:
     Finished trials go to configs/targets/trials/<preset>/<workload>.jsonl (commit it: another machine
     or session continues from it); the target, once every trial is there, to configs/targets/<preset>.yaml.
     """
-    from harness import sweep
-    from harness.calibrate import CalibrationIncomplete, calibrate
-
     workload_class(cfg.workload)  # unknown names fail here, with the valid ones listed
     knobs = cfg.calibrate
     try:
@@ -315,10 +213,6 @@ def cmd_calibrate_speed(positionals, cfg, hyperparameters) -> int:
 
     timetrial calibrate-speed [preset=cpu] [speed.workloads=[gpt2,resnet]]
     """
-    from harness import sweep
-    from harness.registry import make_workload
-    from harness.runner import reference_step_time
-
     device = resolve_device(cfg.device)
     print(f"{'workload':24s} {'step (s)':>9s} {'step_hint':>9s} {'budget (s)':>10s}  clock")
     for name in sweep.suite(cfg.speed.workloads, cfg.preset, cfg.data_dir):
@@ -336,8 +230,6 @@ def cmd_describe(positionals, cfg, hyperparameters) -> int:
 
     timetrial describe workload=gpt2 preset=cpu
     """
-    from harness.describe import describe
-
     workload_class(cfg.workload)
     print(describe(cfg.workload, cfg.preset, cfg.data_dir, resolve_device(cfg.device)))
     return 0
@@ -348,8 +240,6 @@ def cmd_status(positionals, cfg, hyperparameters) -> int:
 
     timetrial status [results_dir=runs]
     """
-    from harness import status
-
     table = status.trial_states(cfg.results_dir)
     print(status.render(table))
     return 0
@@ -362,8 +252,6 @@ def cmd_reproduce(positionals, cfg, hyperparameters) -> int:
     timetrial reproduce sophia [preset=cpu] [launcher=slurm] [reproduce.studies=1] [max_steps=20]
     timetrial reproduce all preset=cpu --ledger      # also writes results_dir/claims.md
     """
-    from harness import reproduce
-
     flags = {p for p in positionals if p.startswith("--")}
     names = [p for p in positionals if not p.startswith("--")]
     if flags - {"--ledger"}:

@@ -10,14 +10,13 @@ the per-workload time-to-target and steps (median over studies of each study's f
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness import scoring
-from harness.results import atomic_write_text, load_results
+from harness.results import load_results
 from harness.tuning import SELF_TUNING_BUDGET_MULTIPLIER, tag_fields
 
 HARDWARE_KEY = "provenance.hardware.fingerprint"
@@ -81,7 +80,12 @@ def build(results_dir: Path | str, preset: str = "cpu", ruleset: str | None = No
     frame = load_results(Path(results_dir))
     if frame.empty or HARDWARE_KEY not in frame:
         return []
-    frame = with_study_columns(frame[frame["preset"] == preset])
+    return build_from_frame(with_study_columns(frame), preset, ruleset, options)
+
+
+def build_from_frame(frame: pd.DataFrame, preset: str, ruleset: str | None, options: Options) -> list[Board]:
+    """Boards from trial records already read (and given their `ruleset` and `study` columns)."""
+    frame = frame[frame["preset"] == preset]
     if ruleset is not None:
         frame = frame[frame["ruleset"] == ruleset]
     if options.exclude_contended and "contended" in frame:
@@ -90,7 +94,8 @@ def build(results_dir: Path | str, preset: str = "cpu", ruleset: str | None = No
         return []
     frame = frame.assign(**{HARDWARE_KEY: frame[HARDWARE_KEY].fillna("unknown"),
                             HARDWARE_LABEL: frame[HARDWARE_LABEL].fillna("unknown hardware")})
-    frame = frame.assign(conditions=conditions(frame))
+    if "conditions" not in frame:  # a caller that merges rulesets (harness/compare.py) judges them first
+        frame = frame.assign(conditions=conditions(frame))
     if options.normalized:
         frame = normalized_frame(frame)
         if frame.empty:
@@ -183,73 +188,3 @@ def build_board(trials: pd.DataFrame, fingerprint: str, preset: str, ruleset: st
                  ruleset=ruleset, trials=trials, per_study=per_study, times=times, steps=steps,
                  variant_of=variant_of, budgets=budgets, table=table,
                  machines=tuple(hardware.split("; ")) if fingerprint == MERGED else ())
-
-
-def format_cell(value) -> str:
-    if isinstance(value, (float, np.floating)):
-        if math.isinf(value):
-            return "miss"
-        if math.isnan(value):
-            return "-"
-        return f"{value:.3g}"
-    return str(value)
-
-
-def display_table(board: Board) -> pd.DataFrame:
-    """The board's table with each statistic's CI folded into one column, for Markdown and HTML."""
-    table = board.table.copy()
-    for column in [c for c in table.columns if c.endswith((" [s]", " [ref steps]", " [steps]"))]:
-        table[column] = table[column].astype(object).where(table[column].notna(), "not run")
-    for name in [c[:-len("_low")] for c in board.table.columns if c.endswith("_low")]:
-        low, high = table.pop(f"{name}_low"), table.pop(f"{name}_high")
-        ci = [f"[{format_cell(a)}, {format_cell(b)}]" for a, b in zip(low, high)]
-        table.insert(table.columns.get_loc(name) + 1, f"{name} 95% CI", ci)
-    return table
-
-
-def note(board: Board, options: Options) -> str:
-    """What the numbers on a board mean."""
-    bases = sum(board.variant_of.get(w) is None for w in board.times.columns)
-    rule = "on (a base workload counts only if its variants are reached too)" if options.variant_rule else "off"
-    integral = ("exact integral" if options.profile_points is None
-                else f"trapezoid on {options.profile_points} taus, as AlgoPerf's scoring code")
-    return (f"score: AlgoPerf performance-profile score over {bases} base workloads, r_max = {options.r_max} "
-            f"({integral}); "
-            f"95% CI: bootstrap over studies ({options.n_boot} draws); variant rule {rule}; steps_score: the "
-            "same score on steps-to-target; speedup: geometric mean of the reference's time over the "
-            "submission's (a miss counts as the budget); times: median over studies of the fastest trial "
-            "reaching the validation target, 'miss' = none within budget, 'not run' = no trial on that "
-            "workload (scored as a miss; not_run counts them among the scored workloads); contended: trials whose "
-            "clock was shared with other work (leaderboard.exclude_contended=true leaves them out)"
-)
-
-
-def render_markdown(boards: list[Board], options: Options = Options()) -> str:
-    if not boards:
-        return "(no results)"
-    parts = []
-    for board in boards:
-        table = display_table(board).reset_index()
-        header = "| " + " | ".join(table.columns) + " |"
-        rule = "|" + "|".join("---" for _ in table.columns) + "|"
-        rows = ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-        parts.append(f"### Leaderboard: {board.title}\n\n{note(board, options)}\n\n" + "\n".join([header, rule, *rows]))
-    return "\n\n".join(parts)
-
-
-def to_csv(boards: list[Board]) -> str:
-    frames = [b.table.reset_index().assign(hardware=b.hardware, fingerprint=b.fingerprint, preset=b.preset,
-                                           ruleset=b.ruleset, conditions=b.conditions) for b in boards]
-    return pd.concat(frames).to_csv(index=False) if frames else ""
-
-
-def write(boards: list[Board], results_dir: Path | str, options: Options = Options()) -> list[Path]:
-    """results_dir/leaderboard.md, leaderboard.csv and report.html (all written atomically)."""
-    from harness import report
-
-    results_dir = Path(results_dir)
-    paths = [results_dir / "leaderboard.md", results_dir / "leaderboard.csv", results_dir / "report.html"]
-    atomic_write_text(paths[0], render_markdown(boards, options) + "\n")
-    atomic_write_text(paths[1], to_csv(boards))
-    atomic_write_text(paths[2], report.render_html(boards, options))
-    return paths

@@ -1,5 +1,5 @@
-"""A self-contained HTML report of the leaderboard: tables, performance profiles, time-to-target
-bars and validation curves (matplotlib figures embedded as base64 PNG; no external files)."""
+"""How boards are shown: Markdown and CSV tables, and a self-contained HTML report with performance
+profiles, time-to-target bars and validation curves (matplotlib figures embedded as base64 PNG)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ import base64
 import html
 import io
 import math
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness import scoring
-from harness.results import EVALS_FILE, read_jsonl
-
-if TYPE_CHECKING:
-    from harness.leaderboard import Board, Options
+from harness.leaderboard import Board, Options
+from harness.results import EVALS_FILE, atomic_write_text, read_jsonl
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; color: #222; }
@@ -145,15 +143,11 @@ def curves_figure(board: Board):
 
 
 def _table_html(table: pd.DataFrame) -> str:
-    from harness.leaderboard import format_cell
-
     table = table.reset_index()
     return table.to_html(formatters={c: format_cell for c in table.columns}, escape=True, border=0, index=False)
 
 
 def render_html(boards: list[Board], options: Options) -> str:
-    from harness.leaderboard import display_table, note
-
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>timetrial leaderboard</title>"
              f"<style>{STYLE}</style></head><body><h1>timetrial leaderboard</h1>"]
     if not boards:
@@ -170,3 +164,71 @@ def render_html(boards: list[Board], options: Options) -> str:
         ]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def format_cell(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        if math.isinf(value):
+            return "miss"
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def display_table(board: Board) -> pd.DataFrame:
+    """The board's table with each statistic's CI folded into one column, for Markdown and HTML."""
+    table = board.table.copy()
+    for column in [c for c in table.columns if c.endswith((" [s]", " [ref steps]", " [steps]"))]:
+        table[column] = table[column].astype(object).where(table[column].notna(), "not run")
+    for name in [c[:-len("_low")] for c in board.table.columns if c.endswith("_low")]:
+        low, high = table.pop(f"{name}_low"), table.pop(f"{name}_high")
+        ci = [f"[{format_cell(a)}, {format_cell(b)}]" for a, b in zip(low, high)]
+        table.insert(table.columns.get_loc(name) + 1, f"{name} 95% CI", ci)
+    return table
+
+
+def note(board: Board, options: Options) -> str:
+    """What the numbers on a board mean."""
+    bases = sum(board.variant_of.get(w) is None for w in board.times.columns)
+    rule = "on (a base workload counts only if its variants are reached too)" if options.variant_rule else "off"
+    integral = ("exact integral" if options.profile_points is None
+                else f"trapezoid on {options.profile_points} taus, as AlgoPerf's scoring code")
+    return (f"score: AlgoPerf performance-profile score over {bases} base workloads, r_max = {options.r_max} "
+            f"({integral}); "
+            f"95% CI: bootstrap over studies ({options.n_boot} draws); variant rule {rule}; steps_score: the "
+            "same score on steps-to-target; speedup: geometric mean of the reference's time over the "
+            "submission's (a miss counts as the budget); times: median over studies of the fastest trial "
+            "reaching the validation target, 'miss' = none within budget, 'not run' = no trial on that "
+            "workload (scored as a miss; not_run counts them among the scored workloads); contended: trials whose "
+            "clock was shared with other work (leaderboard.exclude_contended=true leaves them out)"
+)
+
+
+def render_markdown(boards: list[Board], options: Options = Options()) -> str:
+    if not boards:
+        return "(no results)"
+    parts = []
+    for board in boards:
+        table = display_table(board).reset_index()
+        header = "| " + " | ".join(table.columns) + " |"
+        rule = "|" + "|".join("---" for _ in table.columns) + "|"
+        rows = ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+        parts.append(f"### Leaderboard: {board.title}\n\n{note(board, options)}\n\n" + "\n".join([header, rule, *rows]))
+    return "\n\n".join(parts)
+
+
+def to_csv(boards: list[Board]) -> str:
+    frames = [b.table.reset_index().assign(hardware=b.hardware, fingerprint=b.fingerprint, preset=b.preset,
+                                           ruleset=b.ruleset, conditions=b.conditions) for b in boards]
+    return pd.concat(frames).to_csv(index=False) if frames else ""
+
+
+def write(boards: list[Board], results_dir: Path | str, options: Options = Options()) -> list[Path]:
+    """results_dir/leaderboard.md, leaderboard.csv and report.html (all written atomically)."""
+    results_dir = Path(results_dir)
+    paths = [results_dir / "leaderboard.md", results_dir / "leaderboard.csv", results_dir / "report.html"]
+    atomic_write_text(paths[0], render_markdown(boards, options) + "\n")
+    atomic_write_text(paths[1], to_csv(boards))
+    atomic_write_text(paths[2], render_html(boards, options))
+    return paths

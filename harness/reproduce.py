@@ -32,9 +32,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from harness import registry
+from harness import registry, sweep
+from harness.config import load_config, trial_spec
 from harness.results import FINISHED, atomic_write_json, atomic_write_text
-from harness.tuning import RULESETS, tag_fields
+from harness.submission import load_submission
+from harness.tuning import RULESETS, study_grid, tag_fields
 
 PAPERS_DIR = Path(__file__).resolve().parent.parent / "configs" / "reproduce"
 LEDGER_JSON = "claims.json"  # outcomes per paper; claims.md is rendered from it
@@ -164,7 +166,6 @@ def available_papers() -> list[str]:
 
 def load_paper(name: str) -> Paper:
     """Compose configs/reproduce/<name>.yaml with hydra and check it against the registries."""
-    from harness.cli import load_config
 
     if name not in available_papers():
         raise ReproduceConfigError(f"no reproduce config {name!r} (configs/reproduce/{name}.yaml); "
@@ -238,7 +239,6 @@ def parse_paper(name: str, raw: Mapping[str, Any]) -> Paper:
 
 
 def check_hyperparameters(entry: Entry, where: str) -> None:
-    from harness.submission import load_submission
 
     if not entry.hyperparameters:
         return
@@ -255,9 +255,6 @@ def paper_specs(paper: Paper, cfg: DictConfig, hyperparameters: Mapping[str, Any
     """The study grids of every (submission, workload) of the paper at `cfg.preset`. The command
     line's `max_steps`, `reproduce.studies`, `reproduce.trials` and `budget_multiplier` (as a factor)
     override the paper's."""
-    from harness.cli import trial_spec
-    from harness.submission import load_submission
-    from harness.tuning import study_grid
 
     studies = cfg.reproduce.studies or paper.studies
     trials = cfg.reproduce.trials or paper.trials
@@ -300,7 +297,6 @@ def study_values(paper: Paper, records: Sequence[Mapping[str, Any]]) -> dict[tup
 
 def run_paper(paper: Paper, cfg: DictConfig, hyperparameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run (or reuse) the paper's trials and return its outcome: the table and the claim verdicts."""
-    from harness import sweep
 
     specs = paper_specs(paper, cfg, hyperparameters or {})
     records = sweep.launch(specs, cfg)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from harness import registry, results
+from omegaconf import OmegaConf
+
+from harness import launchers, registry, results
+from harness.config import trial_options
 from harness.provenance import hardware
-from harness.runner import TrialSpec, resolve_device, run_trial, stale_reason
+from harness.runner import TrialSpec, apply_budget, resolve_device, run_trial, stale_reason
 from harness.submission import load_submission
 
 
@@ -23,6 +27,21 @@ def suite(workloads: str | Sequence[str], preset: str, data_dir: str | None) -> 
         if preset in cls.sizes and cls(preset=preset, data_dir=data_dir).data_available():
             names.append(name)
     return names
+
+
+def upper_bound_s(specs: Sequence[TrialSpec], cfg) -> float:
+    """Trial time if every trial ran to its budget (this machine's budgets, measured where missing)."""
+    device = resolve_device(cfg.device)
+    budgets: dict[tuple[str, str], float] = {}
+    total = 0.0
+    for spec in specs:
+        if (spec.workload, spec.preset) not in budgets:
+            workload = registry.make_workload(spec.workload, spec.preset, cfg.data_dir, str(device))
+            apply_budget(workload, dataclasses.replace(spec, step_based=False, budget_multiplier=1.0), cfg.data_dir,
+                         device)
+            budgets[spec.workload, spec.preset] = workload.max_allowed_runtime_sec
+        total += budgets[spec.workload, spec.preset] * spec.budget_multiplier
+    return total
 
 
 def run_local(specs: Iterable[TrialSpec], results_dir: Path | str, progress: bool = True, **options: Any) -> list[dict]:
@@ -56,11 +75,6 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
     is still queued or running are left to it, failed or missing ones are (re)submitted; a trial
     interrupted after a checkpoint resumes from it.
     """
-    from omegaconf import OmegaConf
-
-    from harness import launchers
-    from harness.cli import trial_options
-
     specs = list(specs)
     launcher = OmegaConf.to_container(cfg.launcher, resolve=True)
     # debug runs the trials in this process, so its fingerprint is theirs; local and slurm jobs run

@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from harness import leaderboard, registry, sweep
+from harness import leaderboard, registry, report, sweep
 from harness.provenance import hardware
 from harness.results import atomic_write_json
 from harness.runner import TrialSpec, resolve_device
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     trial_time = sum(record.get("wall_time_s", 0.0) for record in records)
     options = leaderboard.Options(reference=args.reference)
     boards = leaderboard.build(args.results_dir, args.preset, "self", options)
-    paths = leaderboard.write(boards, args.results_dir, options)
+    paths = report.write(boards, args.results_dir, options)
     machine = hardware(resolve_device(args.device))
     publish_file = Path(args.results_dir) / "publish.json"
     runs = json.loads(publish_file.read_text()) if publish_file.exists() else {}
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "ruleset": "self", "studies": args.studies, "submissions": names, "workloads": workloads,
         "trials": len(specs)}
     atomic_write_json(publish_file, runs)
-    print(leaderboard.render_markdown(boards, options))
+    print(report.render_markdown(boards, options))
     print(f"\n{len(specs)} trials ({trial_time / 60:.1f} min of trial time) in {duration / 60:.1f} min; "
           f"wrote {', '.join(map(str, paths))}, publish.json")
     return 0

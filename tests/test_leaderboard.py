@@ -98,7 +98,7 @@ def test_scores_with_and_without_the_variant_rule(tree):
     board = board_for(leaderboard.build(tree, "cpu", "self", algoperf), HW_A["fingerprint"], "self")
     assert board.table.at["fast", "score"] == pytest.approx(0.5)  # r = 1: no discretisation error
     assert abs(board.table.at["slow", "score"] - 1 / 3) <= 1 / 198
-    assert "trapezoid on 100 taus" in leaderboard.note(board, algoperf)
+    assert "trapezoid on 100 taus" in report.note(board, algoperf)
 
     off = leaderboard.Options(n_boot=20, variant_rule=False)
     table = board_for(leaderboard.build(tree, "cpu", "self", off), HW_A["fingerprint"], "self").table
@@ -138,7 +138,7 @@ def test_figures_render(tree):
 
 def test_empty_results_tree(tmp_path):
     assert leaderboard.build(tmp_path) == []
-    paths = leaderboard.write([], tmp_path)
+    paths = report.write([], tmp_path)
     assert "(no results)" in paths[0].read_text()
 
 
@@ -180,7 +180,7 @@ def test_a_workload_never_run_reads_not_run_and_scores_as_a_miss(tree):
     assert math.isnan(table.at["partial", "w2 [s]"]) and table.at["partial", "w1 [s]"] == 1
     assert table.at["partial", "not_run"] == 1 and table.at["fast", "not_run"] == 0
     assert table.at["partial", "misses"] == 1  # w2 counts against it
-    row = next(line for line in leaderboard.render_markdown([board], options).splitlines() if "| partial |" in line)
+    row = next(line for line in report.render_markdown([board], options).splitlines() if "| partial |" in line)
     assert "not run" in row and "miss" not in row.replace("not run", "")
 
 
@@ -197,4 +197,4 @@ def test_contended_trials_are_counted_on_the_board_and_can_be_left_out(tmp_path)
     cleaned = board_for(leaderboard.build(tmp_path, "cpu", "self", leaderboard.Options(exclude_contended=True)),
                         HW_A["fingerprint"], "self")
     assert cleaned.table.loc["fast", "contended"] == 0 and cleaned.times.loc["fast", "w1"] == 2.5
-    assert "contended" in leaderboard.render_markdown([flagged])
+    assert "contended" in report.render_markdown([flagged])
