@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -c "import torch, hydra, submitit, pandas, pyarrow, scipy, sklearn, matplotlib, tqdm, wandb, absl, pytest, jax, optax"
 	touch $(STAMP)
 
-# The default benchmark: baselines x every workload whose data is present, cpu preset.
+# The default benchmark: the tuned baselines on one cpu workload per family, one trial per core.
 run: install
-	WANDB_MODE=$${WANDB_MODE:-disabled} $(BIN)/timetrial bench
+	WANDB_MODE=$${WANDB_MODE:-disabled} $(BIN)/timetrial bench launcher=local
 
 # The slurm-marked tests need the single-node cluster; `up` installs its Debian packages when missing
 # (CI runs as root) and is a no-op when the cluster already runs. `make slurm-down` stops it.

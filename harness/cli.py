@@ -5,6 +5,7 @@ Options are hydra overrides of configs/timetrial.yaml; `timetrial <command> --he
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -113,16 +114,22 @@ def cmd_check_submission(positionals, cfg, hyperparameters) -> int:
 
 
 def cmd_bench(positionals, cfg, hyperparameters) -> int:
-    """The default benchmark: every bench.submissions x every workload whose data is present,
-    with each submission's default hyperparameters; prints the leaderboard.
+    """The default benchmark: the tuned baselines (bench.submissions at their points from target setting)
+    on `suite` (default: one workload per family); prints their board.
 
-    timetrial bench [preset=cpu] [bench.submissions=[adamw,nadamw]] [bench.workloads=[logreg_wine]]
+    timetrial bench [preset=cpu] [suite=all] [bench.submissions=[adamw,nadamw]] [launcher=local]
     """
-    workloads = sweep.suite(cfg.bench.workloads, cfg.preset, cfg.data_dir)
-    specs = [trial_spec(cfg, w, s, hyperparameters, tag="bench") for s in cfg.bench.submissions for w in workloads]
+    workloads = sweep.suite(cfg.suite, cfg.preset, cfg.data_dir, cfg.suites)
+    template = trial_spec(cfg, workloads[0], cfg.bench.submissions[0], hyperparameters, tag=compare.REFERENCE_TAG)
+    specs = compare.reference_specs(template, workloads, list(cfg.bench.submissions))
+    workers = (cfg.launcher.get("max_workers") or os.cpu_count() or 1) if cfg.launcher.name == "local" else 1
+    bound = sweep.upper_bound_s(specs, cfg)
+    print(f"bench: {len(specs)} trials ({', '.join(cfg.bench.submissions)} on {', '.join(workloads)}), preset "
+          f"{cfg.preset}; at most {bound / 60:.1f} min of trial time, about {bound / 60 / workers:.1f} min on "
+          f"{workers} worker(s) plus evaluation (trials stop at their target)", flush=True)
     sweep.launch(specs, cfg)
     options = leaderboard_options(cfg)
-    print(report.render_markdown(leaderboard.build(cfg.results_dir, cfg.preset, "bench", options), options))
+    print(report.render_markdown(leaderboard.build(cfg.results_dir, cfg.preset, "tuned", options), options))
     return 0
 
 
@@ -163,18 +170,20 @@ def cmd_submit(positionals, cfg, hyperparameters) -> int:
         raise UsageError("timetrial submit needs a submission folder or name")
     if cmd_check_submission(positionals, cfg, hyperparameters) != 0:
         return 1
-    workloads = sweep.suite(cfg.suite, cfg.preset, cfg.data_dir)
+    workloads = sweep.suite(cfg.suite, cfg.preset, cfg.data_dir, cfg.suites)
     specs = tune_specs(cfg, workloads, positionals[0], hyperparameters)
     rerun = cfg.submit.baselines == "rerun"
     if rerun:
-        specs += compare.reference_specs(trial_spec(cfg, workloads[0], "nadamw", {}, tag=compare.REFERENCE_TAG), workloads)
+        template = trial_spec(cfg, workloads[0], compare.BASELINES[0], {}, tag=compare.REFERENCE_TAG)
+        specs += compare.reference_specs(template, workloads)
     print(f"{cfg.tuning} tuning: {len(specs)} trials on {len(workloads)} workloads, preset {cfg.preset}"
           + (" (the tuned baselines re-timed here included)" if rerun else "")
           + f"; at most {sweep.upper_bound_s(specs, cfg) / 60:.1f} min of trial time (every trial to its budget)")
     sweep.launch(specs, cfg)
     options = leaderboard_options(cfg)
+    here = rerun or cfg.submit.baselines == "auto" and compare.has_reference_rows(Path(cfg.results_dir), cfg.preset)
     comparison = compare.compare(specs[0].submission_label(), cfg.tuning, cfg.preset, workloads, Path(cfg.results_dir),
-                                 Path(cfg.submit.published_dir), rerun, options)
+                                 Path(cfg.submit.published_dir), here, options)
     print(compare.ranked_rows(comparison))
     paths = report.write(leaderboard.build(cfg.results_dir, cfg.preset, None, options), cfg.results_dir, options)
     print("\nyour trials' boards: " + ", ".join(str(p) for p in paths))
@@ -215,7 +224,7 @@ def cmd_calibrate_speed(positionals, cfg, hyperparameters) -> int:
     """
     device = resolve_device(cfg.device)
     print(f"{'workload':24s} {'step (s)':>9s} {'step_hint':>9s} {'budget (s)':>10s}  clock")
-    for name in sweep.suite(cfg.speed.workloads, cfg.preset, cfg.data_dir):
+    for name in sweep.suite(cfg.speed.workloads, cfg.preset, cfg.data_dir, cfg.suites):
         workload = make_workload(name, cfg.preset, cfg.data_dir, str(device))
         measured = reference_step_time(workload, cfg.data_dir, device, remeasure=True)
         clock = {True: "CONTENDED", False: "own cores", None: "too short to judge"}[measured.contended]

@@ -32,11 +32,18 @@ class Comparison:
     compared_with: str  # one line for a person: what the row was ranked against, and how
 
 
-def reference_specs(template: TrialSpec, workloads: list[str]) -> list[TrialSpec]:
-    """The tuned baselines on `workloads`, one seed each (the template's seed + 1, as study 1)."""
+def reference_specs(template: TrialSpec, workloads: list[str], submissions=BASELINES) -> list[TrialSpec]:
+    """The tuned baselines on `workloads`, one seed each (the template's seed + 1, as study 1), at their
+    tuned points (the template's hyperparameters on top; defaults where no point is committed yet)."""
     return [dataclasses.replace(template, workload=workload, submission=name, tag=REFERENCE_TAG, seed=template.seed + 1,
-                                hyperparameters=targets.tuned_point(workload, template.preset, name) or {})
-            for name in BASELINES for workload in workloads]
+                                hyperparameters={**(targets.tuned_point(workload, template.preset, name) or {}),
+                                                 **template.hyperparameters})
+            for name in submissions for workload in workloads]
+
+
+def has_reference_rows(results_dir: Path, preset: str) -> bool:
+    """Whether `results_dir` holds tuned-baseline trials of `preset` (a `make run` on this machine)."""
+    return any(results_dir.glob(f"trials/*/*/{preset}/{REFERENCE_TAG}-seed*/result.json"))
 
 
 def read_trials(root: Path) -> pd.DataFrame:

@@ -149,11 +149,21 @@ def run_local_processes(specs: Sequence[TrialSpec], launcher: Mapping[str, Any],
         for pair in [pair for pair in running if pair[1].done()]:
             running.remove(pair)
             finished.append(pair)
-            bar.update()
+            count_outcome(bar, pair[0], results_dir)
     return finished
 
 
-def wait_for_jobs(pairs: Sequence[tuple[TrialSpec, submitit.Job]], poll_s: float, bar) -> None:
+def count_outcome(bar, spec: TrialSpec, results_dir: Path) -> None:
+    """One more finished trial on the bar, its status counted in the postfix (diverged and failed show)."""
+    record = results.read_result(spec.trial_dir(results_dir)) or {"status": "failed"}
+    counts = getattr(bar, "status_counts", {})
+    counts[record["status"]] = counts.get(record["status"], 0) + 1
+    bar.status_counts = counts
+    bar.set_postfix(counts)
+    bar.update()
+
+
+def wait_for_jobs(pairs: Sequence[tuple[TrialSpec, submitit.Job]], poll_s: float, bar, results_dir: Path) -> None:
     pending = list(pairs)
     while pending:
         time.sleep(poll_s)
@@ -161,7 +171,7 @@ def wait_for_jobs(pairs: Sequence[tuple[TrialSpec, submitit.Job]], poll_s: float
         done = [pair for pair in pending if pair[1].done()]
         for pair in done:
             pending.remove(pair)
-        bar.update(len(done))
+            count_outcome(bar, pair[0], results_dir)
 
 
 def outcome(spec: TrialSpec, job: submitit.Job, results_dir: Path) -> dict[str, Any]:
@@ -193,6 +203,6 @@ def launch_jobs(specs: Sequence[TrialSpec], launcher: Mapping[str, Any], results
                 return [{"workload": s.workload, "submission": s.submission_label(), "seed": s.seed,
                          "tag": s.tag, "trial_key": s.key(), "status": "submitted", "job_id": j.job_id}
                         for s, j in pairs]
-            wait_for_jobs(pairs, launcher["poll_s"], bar)
+            wait_for_jobs(pairs, launcher["poll_s"], bar, results_dir)
     jobs = {spec.key(): job for spec, job in pairs}  # local jobs finish in any order
     return [outcome(spec, jobs[spec.key()], results_dir) for spec in specs]

@@ -7,7 +7,7 @@ import json
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from omegaconf import OmegaConf
 
@@ -18,8 +18,16 @@ from harness.runner import TrialSpec, apply_budget, resolve_device, run_trial, s
 from harness.submission import load_submission
 
 
-def suite(workloads: str | Sequence[str], preset: str, data_dir: str | None) -> list[str]:
-    """`all`: every workload (variants included) that has the preset and whose data is present."""
+def suite(workloads: str | Sequence[str], preset: str, data_dir: str | None,
+          named: Mapping[str, Any] | None = None) -> list[str]:
+    """A list of names, a suite named in `named` (configs: `suites`), or `all`: every workload
+    (variants included) that has the preset and whose data is present."""
+    if isinstance(workloads, str) and workloads != "all":
+        if workloads not in (named or {}):
+            raise registry.UnknownWorkloadError(
+                f"suite={workloads!r} is neither a suite nor a list; valid suites: {sorted(named or {}) + ['all']}, "
+                f"or a list in brackets: suite=[{workloads}]")
+        return suite(named[workloads], preset, data_dir, named)
     if workloads != "all":
         return [registry.workload_class(name).name for name in workloads]
     names = []
@@ -48,7 +56,7 @@ def run_local(specs: Iterable[TrialSpec], results_dir: Path | str, progress: boo
     """Run trials one after another in this process; a failing trial is recorded and skipped past."""
     specs = list(specs)
     records: list[dict] = []
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts = {"done": 0, "skipped": 0, "diverged": 0, "failed": 0}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -57,7 +65,7 @@ def run_local(specs: Iterable[TrialSpec], results_dir: Path | str, progress: boo
     for spec in specs:
         record = run_trial(spec, results_dir, progress=progress, **options)
         records.append(record)
-        key = "skipped" if record.get("skipped") else "failed" if record["status"] == "failed" else "done"
+        key = "skipped" if record.get("skipped") else record["status"] if record["status"] in counts else "done"
         counts[key] += 1
         if bar is not None:
             bar.set_postfix(counts)

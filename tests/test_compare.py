@@ -65,3 +65,21 @@ def test_submit_reruns_the_tuned_baselines_and_prints_the_ranked_board(tmp_path,
     for baseline in ("nadamw", "adamw", "sgd_momentum"):
         assert f"| {baseline} |" in out
     assert "3 tuned baselines re-timed on this machine" in out and "min of trial time" in out
+
+
+def test_bench_runs_the_tuned_baselines_with_an_estimate_first(tmp_path, data_dir, capsys):
+    code = main(["bench", "preset=tiny", "suite=[logreg_wine]", f"results_dir={tmp_path}", f"data_dir={data_dir}",
+                 "progress=false", "leaderboard.bootstrap=10", "device=cpu"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    first = out.splitlines()[0]
+    assert first.startswith("bench: 3 trials (nadamw, adamw, sgd_momentum on logreg_wine)") and "at most" in first
+    assert "ruleset `tuned`" in out and all(f"| {name} |" in out for name in ("nadamw", "adamw", "sgd_momentum"))
+    assert compare.has_reference_rows(tmp_path, "tiny") and not compare.has_reference_rows(tmp_path, "cpu")
+
+
+def test_a_suite_without_brackets_names_the_valid_suites(capsys):
+    assert main(["bench", "suite=logreg_wine"]) == 2
+    err = capsys.readouterr().err
+    assert "suite='logreg_wine' is neither a suite nor a list" in err and "suite=[logreg_wine]" in err
+    assert len(err.strip().splitlines()) == 1

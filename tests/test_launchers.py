@@ -11,7 +11,7 @@ from harness.runner import TrialSpec
 
 # Time-dependent fields (and where the trial ran) differ between runs; everything else must not.
 VOLATILE = {"wall_time_s", "submission_time_s", "eval_time_s", "total_time_s", "time_to_target_s",
-            "provenance", "skipped"}
+            "provenance", "skipped", "median_step_time_s", "cpu_time_s", "cpu_share", "other_cores", "contended"}
 
 
 def grid(n: int, max_steps: int = 30) -> list[TrialSpec]:

@@ -116,7 +116,7 @@ def test_submit_checks_tunes_and_writes_a_leaderboard_row(tmp_path, data_dir, ca
                      f"results_dir={results}", f"data_dir={data_dir}", "progress=false"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "ok: adamw" in out and "| my_adamw |" in out and "ruleset `self`" in out
+    assert "ok: adamw" in out and "**>> my_adamw <<**" in out and "ruleset `self`" in out
     assert [json.loads(f.read_text())["tag"] for f in results.rglob("result.json")] == ["self/study1"]
     assert {"leaderboard.md", "leaderboard.csv", "report.html"} <= {p.name for p in results.iterdir()}
 
