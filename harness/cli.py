@@ -18,7 +18,7 @@ from harness.calibrate import CalibrationIncomplete, calibrate
 from harness.config import UsageError, leaderboard_options, load_config, split_arguments, trial_options, trial_spec, tune_specs
 from harness.describe import describe
 from harness.registry import UnknownWorkloadError, make_workload, workload_class, workload_classes
-from harness.runner import reference_step_time, resolve_device, run_trial
+from harness.runner import TrialInterrupted, reference_step_time, resolve_device, run_trial
 from harness.search_space import SearchSpaceError
 from harness.submission import SubmissionError, available_submissions, check_submission, load_submission
 
@@ -27,6 +27,9 @@ def cmd_run(positionals, cfg, hyperparameters) -> int:
 
     timetrial run workload=logreg_digits submission=adamw [hp.learning_rate=0.003]
     """
+    if cfg.launcher.name != "debug":
+        raise UsageError(f"timetrial run trains one trial in this process, so launcher={cfg.launcher.name} does "
+                         "not apply; use `timetrial tune` or `bench` for launched sweeps")
     workload_class(cfg.workload)  # unknown names fail here, with the valid ones listed
     load_submission(str(cfg.submission))
     spec = trial_spec(cfg, cfg.workload, str(cfg.submission), hyperparameters)
@@ -140,6 +143,11 @@ def cmd_leaderboard(positionals, cfg, hyperparameters) -> int:
     """
     options = leaderboard_options(cfg)
     boards = leaderboard.build(cfg.results_dir, cfg.preset, cfg.leaderboard.ruleset, options)
+    if not boards:
+        found = leaderboard.what_is_there(cfg.results_dir)
+        raise UsageError(f"no results for preset {cfg.preset}" + (f", ruleset {cfg.leaderboard.ruleset}"
+                         if cfg.leaderboard.ruleset else "") + f" under {cfg.results_dir}; "
+                         + (f"it has: {found}" if found else "it has no trial results at all") + "; nothing written")
     paths = report.write(boards, cfg.results_dir, options)
     print(report.render_markdown(boards, options))
     print("\nwrote " + ", ".join(str(p) for p in paths))
@@ -333,10 +341,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         positionals, overrides, hyperparameters = split_arguments(args)
         cfg = load_config(overrides)
+        check_folders(cfg)
         return COMMANDS[name](positionals, cfg, hyperparameters)
     except (UsageError, UnknownWorkloadError, SubmissionError, SearchSpaceError) as err:
         print(f"timetrial {name}: {err}", file=sys.stderr)
         return 2
+    except TrialInterrupted as err:
+        print(f"\ntimetrial {name}: {err}", file=sys.stderr)
+        return 130
+
+
+def check_folders(cfg) -> None:
+    """results_dir must be a folder (or not exist yet); data_dir, where it exists, a readable folder."""
+    results_dir, data_dir = Path(cfg.results_dir), Path(cfg.data_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise UsageError(f"results_dir={results_dir} is a file, not a folder; give a folder (default: runs)")
+    if data_dir.exists() and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
+        raise UsageError(f"data_dir={data_dir} is not a readable folder; give one you can read "
+                         "(default: $TIMETRIAL_DATA_DIR or data)")
 
 
 if __name__ == "__main__":

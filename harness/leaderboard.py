@@ -83,6 +83,16 @@ def build(results_dir: Path | str, preset: str = "cpu", ruleset: str | None = No
     return build_from_frame(with_study_columns(frame), preset, ruleset, options)
 
 
+def what_is_there(results_dir: Path | str) -> str:
+    """'preset cpu: rulesets self, tuned; preset tiny: ...' for the trials under results_dir ('' if none)."""
+    frame = load_results(Path(results_dir))
+    if frame.empty or "preset" not in frame:
+        return ""
+    frame = with_study_columns(frame)
+    return "; ".join(f"preset {preset}: rulesets {', '.join(sorted(set(group['ruleset'])))}"
+                     for preset, group in frame.groupby("preset"))
+
+
 def build_from_frame(frame: pd.DataFrame, preset: str, ruleset: str | None, options: Options) -> list[Board]:
     """Boards from trial records already read (and given their `ruleset` and `study` columns)."""
     frame = frame[frame["preset"] == preset]

@@ -37,6 +37,10 @@ from harness.submission import Submission, load_submission
 from harness.targets import tuned_point
 
 
+class TrialInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a trial, with where it stopped and how to go on (it stays a KeyboardInterrupt)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrialSpec:
     """Everything that defines one trial; its hash names the trial's directory."""
@@ -393,8 +397,11 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         return assess(state.cpu_s, state.machine_busy_s, state.submission_time_s, threads, cpu_count,
                       workload.device.type)
 
+    checkpointed_at: list[int] = [state.step] if saved is not None else []
+
     def save_checkpoint() -> None:
         contention()  # brings the CPU readings into `state`
+        checkpointed_at.append(state.step)
         checkpoint.save(trial_dir, {
             "model": workload.params_state(model), "model_state": checkpoint.state_tree(model_state),
             "optimizer_state": checkpoint.state_tree(optimizer_state),
@@ -488,6 +495,11 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
     except FloatingPointError as err:  # DivergedError, or a submission's own NaN check
         status, error = "diverged", str(err)
         results.append_jsonl(trial_dir / results.TRAIN_FILE, workload.metrics_logger.take_rows())
+    except KeyboardInterrupt:
+        resume = (f"it resumes from the checkpoint at step {checkpointed_at[-1]}" if checkpointed_at
+                  else "it has no checkpoint yet, so it starts again")
+        raise TrialInterrupted(f"{spec.workload}/{spec.submission_label()} interrupted at step {state.step}; "
+                               f"rerun the same command to resume ({resume})") from None
     finally:
         if bar is not None:
             bar.close()

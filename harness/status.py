@@ -14,7 +14,7 @@ COLUMNS = ["state", "workload", "submission", "tag", "seed", "job_id", "detail",
 
 
 def trial_states(results_dir: Path | str) -> pd.DataFrame:
-    """One row per trial: state (queued | running | done | failed) and a detail saying why."""
+    """One row per trial: state (queued | running | done | interrupted | failed) and a detail saying why."""
     results_dir = Path(results_dir)
     jobs = {record["trial_dir"]: record for record in launchers.read_job_records(results_dir)}
     trial_dirs = {str(p.parent) for p in results.result_files(results_dir)} | set(jobs)
@@ -45,8 +45,9 @@ def trial_row(trial_dir: Path, job: dict[str, Any] | None) -> dict[str, Any]:
         return {**row, "state": "failed" if failed else "done", "detail": detail}
     progress = checkpoint_progress(trial_dir)
     if job is None:
-        return {**row, "state": "failed",
-                "detail": f"no result and no job: interrupted (or still running in-process); {progress}"}
+        return {**row, "state": "interrupted",
+                "detail": f"no result and no job: interrupted (or still running in-process); {progress}; "
+                          "rerun its command to resume"}
     if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING") or (
             state == "UNKNOWN" and launchers.job_active(job, state)):
         return {**row, "state": "queued", "detail": f"job {state.lower()}; {progress}"}
@@ -70,10 +71,10 @@ def render(table: pd.DataFrame) -> str:
     if table.empty:
         return "no trials"
     counts = table["state"].value_counts()
-    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("queued", "running", "done", "failed"))
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("queued", "running", "done", "failed", "interrupted"))
     lines = [summary, ""]
     for row in table.itertuples():
-        lines.append(f"{row.state:8s} {row.workload}/{row.submission} {row.tag} seed {row.seed}"
+        lines.append(f"{row.state:11s} {row.workload}/{row.submission} {row.tag} seed {row.seed}"
                      + (f" [job {row.job_id}]" if row.job_id else ""))
-        lines += [f"         {line}" for line in str(row.detail).splitlines()]
+        lines += [f"            {line}" for line in str(row.detail).splitlines()]
     return "\n".join(lines)

@@ -32,12 +32,12 @@ running() {  # running NAME: the daemon's pid file names a live process
 }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds
-    local deadline=$((SECONDS + $1)) what=$2; shift 2
+    local limit=$1 deadline=$((SECONDS + $1)) what=$2; shift 2
     while ((SECONDS < deadline)); do
         timeout 5 "$@" >/dev/null 2>&1 && return 0
         sleep 0.2
     done
-    die "$what did not come up within ${seconds}s; logs in $DIR/log"
+    die "$what did not come up within ${limit}s; logs in $DIR/log"
 }
 
 install_packages() {

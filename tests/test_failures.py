@@ -1,0 +1,68 @@
+"""Each failure says what happened and what to do, in one line, and exits non-zero."""
+
+import json
+
+import pytest
+
+from harness import status
+from harness.cli import main
+
+INTERRUPTING = '''
+import os
+import torch
+
+def create_optimizer(params, hyperparameters, workload):
+    return torch.optim.SGD(params.parameters(), lr=0.1)
+
+def schedule(step, step_hint, hyperparameters):
+    if step == 7 and os.path.exists(os.environ["INTERRUPT_FLAG"]):
+        os.remove(os.environ["INTERRUPT_FLAG"])
+        raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+    return 1.0
+'''
+
+
+def test_ctrl_c_says_where_it_stopped_and_the_same_command_resumes(tmp_path, data_dir, capsys, monkeypatch):
+    folder = tmp_path / "interrupting"
+    folder.mkdir()
+    (folder / "submission.py").write_text(INTERRUPTING)
+    (folder / "metadata.json").write_text(json.dumps({"method": "x", "paper": {"title": "t", "arxiv": None}}))
+    flag = tmp_path / "interrupt-once"
+    flag.write_text("")
+    monkeypatch.setenv("INTERRUPT_FLAG", str(flag))
+    argv = ["run", "workload=logreg_wine", f"submission={folder}", "preset=tiny", "eval_period_steps=5",
+            "eval_period_s=1e9", "max_steps=20", f"results_dir={tmp_path / 'runs'}", f"data_dir={data_dir}",
+            "progress=false"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted at step 7; rerun the same command to resume (it resumes from the checkpoint at step 6)" in err
+    table = status.trial_states(tmp_path / "runs")
+    assert list(table["state"]) == ["interrupted"] and "checkpoint at step 6" in table["detail"].iloc[0]
+    assert main(argv) == 0  # the flag is gone: it resumes and finishes
+    assert list(status.trial_states(tmp_path / "runs")["state"]) == ["done"]
+    record = json.loads(next((tmp_path / "runs").rglob("result.json")).read_text())
+    assert record["resumed_from_steps"] == [6] and record["steps"] == 20
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "results_dir=FILE"], "is a file, not a folder"),
+    (["run", "data_dir=FILE"], "is not a readable folder"),
+    (["run", "launcher=local"], "launcher=local does not apply"),
+])
+def test_bad_folders_and_options_are_one_line_errors(tmp_path, capsys, argv, message):
+    afile = tmp_path / "a_file"
+    afile.write_text("")
+    assert main([arg.replace("FILE", str(afile)) for arg in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_leaderboard_of_an_empty_tree_writes_nothing_and_says_what_is_there(tmp_path, data_dir, capsys):
+    assert main(["leaderboard", f"results_dir={tmp_path}"]) == 2
+    assert "it has no trial results at all; nothing written" in capsys.readouterr().err
+    assert main(["run", "workload=logreg_wine", "preset=tiny", "max_steps=3", f"results_dir={tmp_path}",
+                 f"data_dir={data_dir}", "progress=false"]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", f"results_dir={tmp_path}", "preset=cpu"]) == 2
+    assert "it has: preset tiny: rulesets run" in capsys.readouterr().err
+    assert not list(tmp_path.glob("leaderboard.*"))
