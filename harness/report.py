@@ -180,7 +180,10 @@ def display_table(board: Board) -> pd.DataFrame:
     """The board's table with each statistic's CI folded into one column, for Markdown and HTML."""
     table = board.table.copy()
     for column in [c for c in table.columns if c.endswith((" [s]", " [ref steps]", " [steps]"))]:
-        table[column] = table[column].astype(object).where(table[column].notna(), "not run")
+        values = table[column].astype(object)
+        if column.endswith(" [steps]"):  # whole steps (a median over two studies may end in .5)
+            values = values.map(lambda v: f"{v:,.0f}" if isinstance(v, float) and math.isfinite(v) else v)
+        table[column] = values.where(table[column].notna(), "not run")
     for name in [c[:-len("_low")] for c in board.table.columns if c.endswith("_low")]:
         low, high = table.pop(f"{name}_low"), table.pop(f"{name}_high")
         ci = [f"[{format_cell(a)}, {format_cell(b)}]" for a, b in zip(low, high)]

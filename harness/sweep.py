@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -12,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from omegaconf import OmegaConf
 
 from harness import launchers, registry, results
-from harness.config import trial_options
+from harness.config import UsageError, trial_options
 from harness.provenance import hardware
 from harness.runner import TrialSpec, apply_budget, resolve_device, run_trial, stale_reason
 from harness.submission import load_submission
@@ -111,9 +112,28 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
     # Jobs resume from checkpoints themselves; `force` was applied above, not in the job.
     options = {**trial_options(cfg), "force": False, "progress": False}
     if todo:
+        if launcher["name"] == "slurm":
+            check_slurm()
         launched = launchers.launch_jobs(todo, launcher, results_dir, options, cfg.progress)
         records.update({spec.key(): record for spec, record in zip(todo, launched)})
     return warn_foreign_hardware([records[spec.key()] for spec in specs], here)
+
+
+SLURM_HELP = ("start the single-node cluster with `scripts/slurm_localhost.sh up` and export the SLURM_CONF it "
+              "prints, or run the trials here with launcher=local")
+
+
+def check_slurm() -> None:
+    """launcher=slurm needs sbatch and a controller that answers; say so in one line, with the way out."""
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        raise UsageError(f"launcher=slurm, but SLURM is not installed here (no sbatch/sinfo on PATH); {SLURM_HELP}")
+    try:
+        answer = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"launcher=slurm, but the SLURM controller did not answer within 20 s; {SLURM_HELP}") from None
+    if answer.returncode != 0:
+        reason = (answer.stderr.strip().splitlines() or ["no reason given"])[-1]
+        raise UsageError(f"launcher=slurm, but SLURM cannot be reached ({reason}); {SLURM_HELP}")
 
 
 def foreign_hardware(records: Sequence[dict], here: str | None) -> str:

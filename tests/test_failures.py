@@ -66,3 +66,32 @@ def test_leaderboard_of_an_empty_tree_writes_nothing_and_says_what_is_there(tmp_
     assert main(["leaderboard", f"results_dir={tmp_path}", "preset=cpu"]) == 2
     assert "it has: preset tiny: rulesets run" in capsys.readouterr().err
     assert not list(tmp_path.glob("leaderboard.*"))
+
+
+UNREACHABLE_SINFO = """#!/bin/sh
+echo "sinfo: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host" >&2
+echo "sinfo: error: fetch_config: DNS SRV lookup failed" >&2
+echo "sinfo: error: Could not establish a configuration source" >&2
+exit 1
+"""
+
+
+@pytest.mark.parametrize("installed, message", [(False, "SLURM is not installed here"),
+                                                (True, "SLURM cannot be reached (sinfo: error: Could not establish")])
+def test_launcher_slurm_without_a_cluster_says_how_to_get_one(tmp_path, data_dir, capsys, monkeypatch, installed,
+                                                              message):
+    """Without sbatch/sinfo, and with clients whose controller cannot be found (what sbatch printed on this
+    machine before `scripts/slurm_localhost.sh up`)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if installed:
+        for name in ("sbatch", "sinfo"):
+            (bin_dir / name).write_text(UNREACHABLE_SINFO)
+            (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}")
+    argv = ["tune", "workload=logreg_wine", "submission=adamw", "tuning=self", "studies=1", "preset=tiny",
+            "launcher=slurm", f"results_dir={tmp_path / 'runs'}", f"data_dir={data_dir}", "progress=false"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "scripts/slurm_localhost.sh up" in err and "launcher=local" in err
+    assert len(err.splitlines()) == 1

@@ -198,3 +198,9 @@ def test_contended_trials_are_counted_on_the_board_and_can_be_left_out(tmp_path)
                         HW_A["fingerprint"], "self")
     assert cleaned.table.loc["fast", "contended"] == 0 and cleaned.times.loc["fast", "w1"] == 2.5
     assert "contended" in report.render_markdown([flagged])
+
+
+def test_step_counts_print_as_whole_numbers(tree):
+    board = board_for(leaderboard.build(tree, "cpu", "self"), HW_A["fingerprint"], "self")
+    text = report.render_markdown([board])
+    assert "| 300 |" in text and "e+0" not in text.split("| submission |")[1]
