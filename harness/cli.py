@@ -116,6 +116,29 @@ def cmd_check_submission(positionals, cfg, hyperparameters) -> int:
     return 0
 
 
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "new_submission"
+
+
+def cmd_new_submission(positionals, cfg, hyperparameters) -> int:
+    """Write a working submission folder to start from: submission, search space, metadata and a reference test.
+
+    timetrial new-submission path/to/my_optimizer        # then: timetrial check-submission path/to/my_optimizer
+    """
+    if len(positionals) != 1:
+        raise UsageError("timetrial new-submission needs one folder to create, e.g. submissions/my_optimizer")
+    folder = Path(positionals[0])
+    if folder.exists():
+        raise UsageError(f"{folder} exists already; give a new folder")
+    folder.mkdir(parents=True)
+    for template in sorted(TEMPLATE_DIR.iterdir()):
+        if template.is_file():
+            (folder / template.name).write_text(template.read_text().replace("NAME", folder.name))
+    print(f"wrote {folder}/: " + ", ".join(sorted(p.name for p in folder.iterdir())) +
+          f"\nnext: timetrial check-submission {folder}; python -m pytest {folder}/test_reference.py; "
+          "docs/submission_api.md")
+    return 0
+
+
 def cmd_bench(positionals, cfg, hyperparameters) -> int:
     """The default benchmark: the tuned baselines (bench.submissions at their points from target setting)
     on `suite` (default: one workload per family); prints their board.
@@ -299,6 +322,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "run": cmd_run,
     "list": cmd_list,
     "check-submission": cmd_check_submission,
+    "new-submission": cmd_new_submission,
     "bench": cmd_bench,
     "leaderboard": cmd_leaderboard,
     "status": cmd_status,
@@ -314,9 +338,14 @@ COMMANDS: dict[str, Callable[..., int]] = {
 def usage() -> str:
     lines = ["usage: timetrial <command> [args] [key=value ...] [hp.NAME=VALUE ...]", "", "commands:"]
     for name, fn in COMMANDS.items():
-        lines.append(f"  {name:18s} {fn.__doc__.strip().splitlines()[0]}")
+        lines.append(f"  {name:18s} {first_paragraph(fn.__doc__)}")
     lines.append("\n`timetrial <command> --help` shows a command's usage and every key=value option.")
     return "\n".join(lines)
+
+
+def first_paragraph(doc: str) -> str:
+    """A docstring's first paragraph on one line (a summary that wraps is never cut mid-sentence)."""
+    return " ".join(textwrap.dedent(doc).strip().split("\n\n")[0].split())
 
 
 def command_help(name: str) -> str:

@@ -95,3 +95,26 @@ def test_launcher_slurm_without_a_cluster_says_how_to_get_one(tmp_path, data_dir
     err = capsys.readouterr().err.strip()
     assert message in err and "scripts/slurm_localhost.sh up" in err and "launcher=local" in err
     assert len(err.splitlines()) == 1
+
+
+def test_new_submission_writes_a_folder_that_checks_and_passes_its_reference_test(tmp_path, data_dir, capsys):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "my_method"
+    assert main(["new-submission", str(folder)]) == 0
+    assert {p.name for p in folder.iterdir()} == {"submission.py", "tuning_search_space.json", "metadata.json",
+                                                  "test_reference.py"}
+    assert json.loads((folder / "metadata.json").read_text())["name"] == "my_method"
+    assert main(["check-submission", str(folder), "workload=logreg_wine", f"data_dir={data_dir}"]) == 0
+    assert "ok: my_method" in capsys.readouterr().out
+    test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "test_reference.py")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert test.returncode == 0 and "1 passed" in test.stdout, test.stdout + test.stderr
+    assert main(["new-submission", str(folder)]) == 2 and "exists already" in capsys.readouterr().err
+
+
+def test_help_summaries_are_whole_sentences(capsys):
+    assert main(["--help"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert lines and all(line.rstrip().endswith((".", ")")) for line in lines), lines
