@@ -103,8 +103,6 @@ def update_params(workload, current_param_container, current_params_types, model
     model.train()
     loss, grad, squared_norms, inner_products, new_model_state = batch_statistics(
         workload, model, model_state, batch, rng, hyperparameters)
-    if not math.isfinite(float(loss)):
-        raise FloatingPointError(f"training loss is {float(loss)} at step {global_step}")
     b = optimizer_state["batch_size"]
     wanted = math.ceil(next_batch_size(grad, squared_norms, inner_products, hyperparameters.test, hyperparameters.eta))
     cap = optimizer_state["max_batch_size"] or b
@@ -123,5 +121,5 @@ def update_params(workload, current_param_container, current_params_types, model
             v = accumulators[i] if hyperparameters.optimizer == "adagrad" else accumulators[0]
             p.sub_(hyperparameters.learning_rate * g / (v.sqrt() + hyperparameters.epsilon))
     if workload.metrics_logger is not None:
-        workload.metrics_logger.append_scalar_metrics({"train_loss": float(loss), "batch_size": b}, global_step)
+        workload.metrics_logger.append_scalar_metrics({"train_loss": loss.detach(), "batch_size": b}, global_step)
     return optimizer_state, model, new_model_state
