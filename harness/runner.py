@@ -360,6 +360,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
     seed_everything(spec.seed)
     workload.prepare_data()
     model, model_state = workload.init_model_fn(spec.seed)
+    workload.record_parameter_types(model)
     workload.metrics_logger = MetricsLogger()
     view = SubmissionWorkloadView(workload)
     params_types = workload.model_params_types

@@ -35,6 +35,13 @@ class ParameterType(enum.Enum):
     LAYER_NORM_SCALE = 5
     LAYER_NORM_BIAS = 6
     EMBEDDING = 7
+    ATTENTION_Q = 8
+    ATTENTION_K = 9
+    ATTENTION_V = 10
+    ATTENTION_OUT = 11
+    ATTENTION_QKV = 12  # fused query/key/value projections
+    ATTENTION_KV = 13
+    ATTENTION_BIAS = 14
 
 
 class TrainingCompleteError(Exception):
@@ -160,6 +167,7 @@ class Workload:
         self.device = torch.device(device)
         self.metrics_logger: MetricsLogger | None = None
         self._param_shapes: dict[str, torch.Size] | None = None
+        self._param_types: dict[str, ParameterType] | None = None
 
     # ---- properties AlgoPerf submissions read -------------------------------------------------
     @property
@@ -190,7 +198,16 @@ class Workload:
 
     @property
     def model_params_types(self) -> dict[str, ParameterType]:
+        """Each parameter's kind: from the model's module types once the runner recorded them, else guessed
+        from the parameter's name and shape (a model that is no torch module, e.g. a JAX pytree)."""
+        if self._param_types is not None:
+            return dict(self._param_types)
         return {name: parameter_type(name, shape) for name, shape in self.param_shapes.items()}
+
+    def record_parameter_types(self, model: Any) -> None:
+        """Called by the runner after `init_model_fn`: types from what each parameter's module is."""
+        if isinstance(model, torch.nn.Module):
+            self._param_types = module_parameter_types(model)
 
     def has_reached_target(self, metrics: Mapping[str, float]) -> bool:
         value = metrics[self.target_metric]
@@ -282,13 +299,50 @@ class DataMissingError(FileNotFoundError):
     pass
 
 
+NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.RMSNorm)
+BATCH_NORMS = (torch.nn.modules.batchnorm._BatchNorm,)
+
+
+def module_parameter_types(model: torch.nn.Module) -> dict[str, ParameterType]:
+    """AlgoPerf's parameter kinds from module types: norms, batch norms, embeddings, convolutions, and the
+    projections of attention blocks (a Linear inside a module named *attn*/*attention*: fused QKV when its
+    output is three times its input, else the output projection; nn.MultiheadAttention's own parameters)."""
+    types: dict[str, ParameterType] = {}
+    for module_name, module in model.named_modules():
+        in_attention = any(part in module_name.lower() for part in ("attn", "attention"))
+        for name, param in module.named_parameters(recurse=False):
+            full = f"{module_name}.{name}" if module_name else name
+            is_bias = name.endswith("bias")
+            if isinstance(module, NORMS):
+                kind = ParameterType.LAYER_NORM_BIAS if is_bias else ParameterType.LAYER_NORM_SCALE
+            elif isinstance(module, BATCH_NORMS):
+                kind = ParameterType.BATCH_NORM_BIAS if is_bias else ParameterType.BATCH_NORM_SCALE
+            elif isinstance(module, torch.nn.Embedding):
+                kind = ParameterType.EMBEDDING
+            elif isinstance(module, torch.nn.MultiheadAttention):
+                kind = ParameterType.ATTENTION_BIAS if is_bias else ParameterType.ATTENTION_QKV
+            elif isinstance(module, torch.nn.Linear) and (in_attention or isinstance(
+                    module, torch.nn.modules.linear.NonDynamicallyQuantizableLinear)):
+                fused = module.out_features == 3 * module.in_features
+                kind = (ParameterType.ATTENTION_BIAS if is_bias
+                        else ParameterType.ATTENTION_QKV if fused else ParameterType.ATTENTION_OUT)
+            elif isinstance(module, torch.nn.modules.conv._ConvNd):
+                kind = ParameterType.BIAS if is_bias else ParameterType.CONV_WEIGHT
+            else:
+                kind = parameter_type(full, param.shape)
+            types[full] = kind
+    return types
+
+
 def parameter_type(name: str, shape: torch.Size) -> ParameterType:
     """AlgoPerf-style parameter kind from a parameter's name and shape."""
     lowered = name.lower()
     if "embed" in lowered or lowered.startswith("wte") or lowered.startswith("wpe"):
         return ParameterType.EMBEDDING
-    if "norm" in lowered or lowered.startswith("bn") or ".bn" in lowered or lowered.startswith("ln"):
+    if lowered.startswith("bn") or ".bn" in lowered or "batch_norm" in lowered or "batchnorm" in lowered:
         return ParameterType.BATCH_NORM_BIAS if lowered.endswith("bias") else ParameterType.BATCH_NORM_SCALE
+    if "norm" in lowered or lowered.startswith("ln") or ".ln" in lowered:
+        return ParameterType.LAYER_NORM_BIAS if lowered.endswith("bias") else ParameterType.LAYER_NORM_SCALE
     if lowered.endswith("bias"):
         return ParameterType.BIAS
     if len(shape) == 4:

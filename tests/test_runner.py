@@ -303,3 +303,21 @@ def test_a_changed_submission_is_rerun_not_reused(tmp_path, data_dir, capsys):
     assert stale_reason(rerun, spec, submission) is None
     assert "resolve differently" in stale_reason({**rerun, "hyperparameters": first["hyperparameters"]}, spec, submission)
     assert "timing version 1" in stale_reason({k: v for k, v in rerun.items() if k != "timing_version"}, spec, submission)
+
+
+@pytest.mark.parametrize("workload, expected", [
+    ("gpt2", {"transformer.wte.weight": "EMBEDDING", "transformer.h.0.ln_1.weight": "LAYER_NORM_SCALE",
+              "transformer.h.0.ln_1.bias": "LAYER_NORM_BIAS", "transformer.h.0.attn.c_attn.weight": "ATTENTION_QKV",
+              "transformer.h.0.attn.c_proj.weight": "ATTENTION_OUT", "transformer.h.0.attn.c_attn.bias": "ATTENTION_BIAS"}),
+    ("resnet", {"conv1.weight": "CONV_WEIGHT", "bn1.weight": "BATCH_NORM_SCALE", "bn1.bias": "BATCH_NORM_BIAS"}),
+    ("dlrm_small", {"embedding.weight": "EMBEDDING"}),
+])
+def test_parameter_types_come_from_module_types(workload, expected, data_dir):
+    """What a 'no decay on norms and embeddings' mask reads: LayerNorms are LAYER_NORM_*, not BATCH_NORM_*."""
+    instance = make_workload(workload, "tiny", data_dir)
+    instance.prepare_data()
+    model, _ = instance.init_model_fn(0)
+    instance.record_parameter_types(model)
+    types = {name: kind.name for name, kind in instance.model_params_types.items()}
+    assert set(types) == {name for name, _ in model.named_parameters()}
+    assert {name: types[name] for name in expected} == expected
