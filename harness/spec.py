@@ -308,9 +308,13 @@ def module_parameter_types(model: torch.nn.Module) -> dict[str, ParameterType]:
     projections of attention blocks (a Linear inside a module named *attn*/*attention*: fused QKV when its
     output is three times its input, else the output projection; nn.MultiheadAttention's own parameters)."""
     types: dict[str, ParameterType] = {}
+    seen: set[int] = set()  # a tied parameter (GPT's lm_head = wte) keeps its first name, as named_parameters
     for module_name, module in model.named_modules():
         in_attention = any(part in module_name.lower() for part in ("attn", "attention"))
         for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
             full = f"{module_name}.{name}" if module_name else name
             is_bias = name.endswith("bias")
             if isinstance(module, NORMS):
