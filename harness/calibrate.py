@@ -106,10 +106,12 @@ def tuning_specs(workload: str, preset: str, step_hint: int, baselines: Sequence
 def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]], list[dict[str, Any]]],
               results_dir: str | Path, baselines: Sequence[str] = BASELINES, points: int = MIN_POINTS,
               reruns: int = MIN_RERUNS, search_seed: int = 0, shard: str | None = None, note: str = "",
-              device: str = "cpu", data_dir: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+              device: str = "cpu", data_dir: str | None = None, log: Callable[[str], None] = print,
+              batch: int = 4) -> dict[str, Any]:
     """Run the missing trials of the protocol (this shard's), then set and write the target.
 
-    `run_specs` runs trials and returns their records (the CLI passes the configured launcher).
+    `run_specs` runs trials and returns their records (the CLI passes the configured launcher), `batch`
+    at a time; each batch's lines reach the ledger before the next starts.
     Raises CalibrationIncomplete, naming what is missing, while the ledger lacks trials."""
     if points < 1 or reruns < 1:
         raise ValueError(f"calibrate needs points >= 1 and reruns >= 1, got points={points}, reruns={reruns}")
@@ -130,13 +132,15 @@ def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]],
         mine = missing[index::count]
         log(f"calibrate {workload} ({preset}) {role}: {len(specs) - len(missing)} of {len(specs)} trials in the ledger; "
             f"running {len(mine)}" + (f" (shard {index}/{count})" if count > 1 else ""))
-        if mine:
-            records = run_specs(mine)
-            ledger_file(preset, workload).parent.mkdir(parents=True, exist_ok=True)
+        ledger_file(preset, workload).parent.mkdir(parents=True, exist_ok=True)
+        for start in range(0, len(mine), batch):  # the ledger grows batch by batch: an interrupted run keeps them
+            chunk = mine[start:start + batch]
+            records = run_specs(chunk)
             append_jsonl(ledger_file(preset, workload), [
                 dataclasses.asdict(ledger_line(spec, record, role, results_dir, definition))
-                for spec, record in zip(mine, records) if record.get("status") in ("budget", "reached", "diverged")])
-            done = finished()
+                for spec, record in zip(chunk, records) if record.get("status") in ("budget", "reached", "diverged")])
+            log(f"calibrate {workload} ({preset}) {role}: {start + len(chunk)} of {len(mine)} run")
+        done = finished()
         still = [spec for spec in specs if spec.key() not in done]
         if still:
             raise CalibrationIncomplete(

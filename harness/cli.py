@@ -235,7 +235,7 @@ def cmd_calibrate(positionals, cfg, hyperparameters) -> int:
         entry = calibrate(cfg.workload, cfg.preset, lambda specs: sweep.launch(specs, cfg), cfg.results_dir,
                           baselines=list(knobs.baselines), points=knobs.points, reruns=knobs.reruns,
                           search_seed=knobs.search_seed, shard=knobs.shard, note=knobs.note,
-                          device=str(resolve_device(cfg.device)), data_dir=cfg.data_dir)
+                          device=str(resolve_device(cfg.device)), data_dir=cfg.data_dir, batch=knobs.batch)
     except CalibrationIncomplete as err:
         print(err, file=sys.stderr)
         return 3

@@ -3,7 +3,6 @@
 import importlib.util
 import json
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -247,25 +246,116 @@ def test_prepare_data_writes_the_synthetic_criteo_layout(prepare_script, tmp_pat
     assert workload.splits["train"]["inputs"].shape == (6000, 39)
 
 
-# ---- end to end ------------------------------------------------------------------------------
+# ---- the cpu presets: split sizes and trivial models ----------------------------------------
 
-#: AdamW at GPT-2 small's settings (nanoGPT; Sophia's baseline, configs/reproduce/sophia.yaml). It reaches
-#: both the calibrated (2.669) and the code's (3.016) target within 100 steps; the calibration's single
-#: AdamW point (lr 0.008) plateaus near 3 and needed the whole budget on an Intel Xeon VM.
-ADAMW_GPT2_SETTINGS = {"learning_rate": 6.0e-4, "one_minus_beta1": 0.1, "beta2": 0.95, "weight_decay": 0.1}
+@pytest.fixture(scope="module")
+def gpt2_cpu(tmp_path_factory):
+    """gpt2 at cpu on the offline Shakespeare characters (prepared in a few seconds)."""
+    workload = make_workload("gpt2", "cpu", str(tmp_path_factory.getbasetemp() / "data"))
+    workload.prepare_data()
+    return workload
 
 
-def per_thread_cpu_time() -> float:
-    """This process's CPU seconds per torch thread: on an idle machine about its wall clock, on a
-    machine shared with other jobs still the work this trial did (the wall clock there counts the
-    other jobs' time slices too, which made this test fail for reasons outside the code)."""
-    return time.process_time() / torch.get_num_threads()
+def test_gpt2_cpu_validation_counts_at_least_1000_predicted_characters(gpt2_cpu):
+    sizes = gpt2_cpu.split_sizes()
+    assert gpt2_cpu.example_unit == "predicted characters"
+    assert sizes["validation"] == gpt2_cpu.options["eval_windows"] * gpt2_cpu.options["block_size"] >= 1000
+    assert sizes["train"] == len(gpt2_cpu.tokens["train"]) - 1 > 4_000_000
+    # the evaluation windows do not overlap (each character is counted once)
+    starts = gpt2_cpu.eval_starts["val"]
+    assert (starts.diff() >= gpt2_cpu.options["block_size"]).all()
+
+
+def test_gpt2_cpu_target_is_far_below_the_bigram_model(gpt2_cpu):
+    scores = gpt2_cpu.trivial_scores()
+    unigram, bigram = scores["unigram (train counts, add-one)"], scores["bigram (train counts, add-one)"]
+    assert 3.2 < unigram < 3.4 and 2.4 < bigram < 2.6 and bigram < unigram
+    assert make_workload("gpt2", "cpu").target_value < bigram - 0.4
+    assert make_workload("gpt2_post_ln", "cpu").target_value < bigram - 0.2
+    assert gpt2_cpu.trivial_scores() == scores  # cached in the data folder, the same on a second call
+
+
+def test_gpt2_trivial_scores_match_a_direct_count(prepared):
+    """The bigram score of the tiny windows recomputed naively from the token files."""
+    workload = prepared["gpt2"]
+    train = tokens.read_tokens(workload.dataset_folder / "train.bin").astype(np.int64)
+    val = tokens.read_tokens(workload.dataset_folder / "val.bin").astype(np.int64)
+    vocab, block = workload.vocab_size, workload.options["block_size"]
+    counts = np.zeros((vocab, vocab))
+    np.add.at(counts, (train[:-1], train[1:]), 1.0)
+    nll = []
+    for start in workload.eval_starts["val"].tolist():
+        for t in range(start, start + block):
+            nll.append(-np.log((counts[val[t], val[t + 1]] + 1) / (counts[val[t]].sum() + vocab)))
+    assert workload.trivial_scores()["bigram (train counts, add-one)"] == pytest.approx(np.mean(nll), rel=1e-9)
+    assert workload.split_sizes()["validation"] == len(nll)
+
+
+def test_gpt2_full_trivial_scores_are_skipped_for_memmapped_splits(tmp_path, monkeypatch):
+    monkeypatch.setattr("workloads.gpt.workload.PRELOAD_MAX_TOKENS", 10)
+    folder = tmp_path / "shakespeare_char"
+    for split in tokens.SPLITS:
+        tokens.write_tokens(folder / f"{split}.bin", np.arange(5000) % 1000)
+    (folder / "meta.json").write_text(json.dumps({"vocab_size": 1000}))
+    workload = make_workload("gpt2", "tiny", str(tmp_path))
+    workload.prepare_data()
+    assert workload.trivial_scores() == {}
+
+
+@pytest.mark.parametrize("name", ["dlrm_small", "dlrm_small_embed_init"])
+def test_dlrm_cpu_validation_has_at_least_1000_rows(name):
+    workload = make_workload(name, "cpu")
+    spec = criteo.SYNTHETIC[workload.options["dataset"]]
+    assert workload.example_unit == "examples"
+    assert 1000 <= workload.options["eval_rows"] <= spec.val_rows
+    # about one pass over the training rows within step_hint: no overfitting plateau
+    assert workload.step_hint * workload.size.batch_size <= 1.1 * spec.train_rows
+
+
+def test_dlrm_tiny_trivial_scores_are_ordered(prepared):
+    workload = prepared["dlrm_small"]
+    assert workload.split_sizes() == {"train": 6000, "validation": 2000}
+    scores = workload.trivial_scores()
+    assert (scores["planted model (Bayes)"] < scores["logistic regression, no interactions"]
+            < scores["constant click rate"])
+
+
+def test_synthetic_data_of_an_older_generator_is_regenerated(tmp_path):
+    folder = tmp_path / "criteo-synthetic-tiny"
+    criteo.prepare_synthetic("criteo-synthetic-tiny", folder)
+    assert criteo.synthetic_is_current("criteo-synthetic-tiny", folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["planted_model"]["max_cardinality"] = 7
+    (folder / "meta.json").write_text(json.dumps(meta))
+    assert not criteo.synthetic_is_current("criteo-synthetic-tiny", folder)
 
 
 @pytest.mark.slow
-def test_adamw_at_gpt2_settings_reaches_the_gpt2_cpu_target(tmp_path, data_dir):
-    """The committed (or, on another hardware class, the code's) target and budget of gpt2 at cpu."""
-    spec = TrialSpec(workload="gpt2", submission="adamw", preset="cpu", hyperparameters=ADAMW_GPT2_SETTINGS)
-    record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu", clock_fn=per_thread_cpu_time)
+def test_dlrm_cpu_target_lies_between_the_planted_and_the_no_interaction_model(tmp_path_factory):
+    """Generates the 2M-row cpu log (about 1.5 minutes) and fits the reference models."""
+    workload = make_workload("dlrm_small", "cpu", str(tmp_path_factory.getbasetemp() / "data"))
+    workload.prepare_data()
+    assert workload.split_sizes() == {"train": 2_000_000, "validation": 20_000}
+    scores = workload.trivial_scores()
+    assert scores["planted model (Bayes)"] < workload.target_value < scores["logistic regression, no interactions"]
+    assert scores["logistic regression, no interactions"] < scores["constant click rate"]
+
+
+# ---- end to end ------------------------------------------------------------------------------
+
+#: NAdamW's best point found for gpt2 at cpu (docs/workloads_text_rec.md): it first meets the provisional
+#: target 1.90 near step 880 of its 1,000-step horizon.
+NADAMW_GPT2_CPU = {"learning_rate": 6e-3, "one_minus_beta1": 0.1, "beta2": 0.999, "weight_decay": 0.01,
+                   "warmup_factor": 0.05, "dropout_rate": 0.0}
+
+
+@pytest.mark.slow
+def test_tuned_nadamw_reaches_the_gpt2_cpu_target_late_in_its_horizon(tmp_path, data_dir):
+    """Step-based (no clock budget, evaluation on a 100-step grid), so the verdict is the same on any
+    machine: the target is met, and not before 60% of step_hint (about 90 s with one torch thread)."""
+    workload = make_workload("gpt2", "cpu")
+    spec = TrialSpec(workload="gpt2", submission="nadamw", preset="cpu", hyperparameters=NADAMW_GPT2_CPU,
+                     step_based=True, max_steps=workload.step_hint, eval_period_steps=100, tag="test")
+    record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu")
     assert record["status"] == "reached", (record.get("error"), record.get("best_metric"), record["target_value"])
-    assert record["time_to_target_s"] <= record["budget_s"]
+    assert 0.6 * workload.step_hint <= record["steps_to_target"] <= workload.step_hint

@@ -16,6 +16,7 @@ seeded planted model (see its docstring); it is what the offline presets train o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -33,8 +34,32 @@ DENSE_COLUMNS, CATEGORICAL_COLUMNS = COLUMNS[1:1 + N_DENSE], COLUMNS[1 + N_DENSE
 SPLITS = ("train", "val")
 ARRAYS = {"dense": (np.float32, N_DENSE), "cat": (np.uint32, N_CATEGORICAL), "label": (np.uint8, 1)}
 SUFFIX = {np.float32: "f32", np.uint32: "u32", np.uint8: "u8"}
-#: SYNTHETIC datasets the generator writes: name -> (train rows, validation rows, seed)
-SYNTHETIC = {"criteo-synthetic": (600_000, 60_000, 0), "criteo-synthetic-tiny": (6_000, 2_000, 0)}
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticSpec:
+    """One SYNTHETIC dataset: its sizes and the shape of its planted model (`generate_synthetic`)."""
+
+    train_rows: int
+    val_rows: int
+    seed: int = 0
+    max_cardinality: int = 20_000  # column cardinalities span 3..max_cardinality (geometrically)
+    interacting_columns: int = 8  # the first k columns' latent vectors interact pairwise
+    latent_std: float = 0.35
+    effect_std: float = 0.5
+
+    def planted_model(self) -> dict:
+        """What meta.json records, so a change of the spec regenerates the data."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("train_rows", "val_rows")}
+
+
+#: SYNTHETIC datasets the generator writes
+#: criteo-synthetic (cpu): 2M training rows, so 4,000 steps of 512 see each row about once (with 600k rows
+#: the model overfits after ~2,000 steps); cardinalities up to 2,000 (sum 8,709 values, few collisions in
+#: the 32,768-row table) and stronger interactions (latent std 0.5), so a model without the dot-product
+#: interactions stays far above the planted model's loss
+SYNTHETIC = {"criteo-synthetic": SyntheticSpec(2_000_000, 60_000, max_cardinality=2_000, latent_std=0.5),
+             "criteo-synthetic-tiny": SyntheticSpec(6_000, 2_000)}
 
 
 def read_tsv(path: Path, chunk_rows: int | None = None, start: int = 0,
@@ -117,24 +142,25 @@ def load_arrays(folder: Path, prepare_name: str) -> dict[str, dict[str, np.ndarr
     return arrays
 
 
-def generate_synthetic(n_rows: int, seed: int, stream: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+def generate_synthetic(n_rows: int, seed: int, stream: int = 0, max_cardinality: int = 20_000,
+                       interacting_columns: int = 8, latent_std: float = 0.35, effect_std: float = 0.5) -> tuple[pd.DataFrame, np.ndarray]:
     """SYNTHETIC click log from a planted model; returns (frame in the Criteo columns, true click
     probabilities).
 
     The planted model is DLRM-shaped: each categorical value has a scalar effect and a 4-d latent
     vector; the click logit is a bias + the values' effects + pairwise dot products of the latent
-    vectors of the first eight columns + a linear function of log(1 + count) of the integer
-    features. Column cardinalities span 3..20000 with Zipf-distributed frequencies; integer
+    vectors of the first `interacting_columns` columns + a linear function of log(1 + count) of the
+    integer features. Column cardinalities span 3..max_cardinality with Zipf-distributed frequencies; integer
     features are log-normal counts (I2 can be -1 as in Criteo); every column has missing values.
     The same `seed` always gives the same model; rows are drawn from a generator seeded by
     (seed, stream), so the train (stream 0) and validation (stream 1) splits are independent
     samples of one model.
     """
     model_rng = np.random.default_rng(seed)
-    cardinalities = np.unique(np.geomspace(3, 20_000, N_CATEGORICAL).astype(int))
+    cardinalities = np.unique(np.geomspace(3, max_cardinality, N_CATEGORICAL).astype(int))
     cardinalities = model_rng.permutation(np.resize(cardinalities, N_CATEGORICAL))
-    effects = [model_rng.normal(0.0, 0.5, c) for c in cardinalities]
-    latents = [model_rng.normal(0.0, 0.35, (c, 4)) for c in cardinalities]
+    effects = [model_rng.normal(0.0, effect_std, c) for c in cardinalities]
+    latents = [model_rng.normal(0.0, latent_std, (c, 4)) for c in cardinalities]
     hex_values = [np.char.mod("%08x", model_rng.choice(2**32 - 1, size=c, replace=False) + 1).astype(object)
                   for c in cardinalities]
     cat_missing = model_rng.uniform(0.0, 0.3, N_CATEGORICAL)
@@ -143,25 +169,27 @@ def generate_synthetic(n_rows: int, seed: int, stream: int = 0) -> tuple[pd.Data
     dense_weight = model_rng.normal(0.0, 0.25, N_DENSE)
 
     rng = np.random.default_rng([seed, stream])
-    logit = np.full(n_rows, -1.6)
+    parts = {"bias": np.full(n_rows, -1.6), "effects": np.zeros(n_rows), "interactions": np.zeros(n_rows),
+             "dense": np.zeros(n_rows)}
     frame = {"label": None}
     chosen_latents = []
     for j, c in enumerate(cardinalities):
         popularity = 1.0 / np.arange(1, c + 1) ** 1.1
         value = rng.choice(c, size=n_rows, p=popularity / popularity.sum())
         missing = rng.random(n_rows) < cat_missing[j]
-        logit += np.where(missing, 0.0, effects[j][value])
-        chosen_latents.append(np.where(missing[:, None], 0.0, latents[j][value]))
+        parts["effects"] += np.where(missing, 0.0, effects[j][value])
+        if j < interacting_columns:
+            chosen_latents.append(np.where(missing[:, None], 0.0, latents[j][value]))
         frame[CATEGORICAL_COLUMNS[j]] = np.where(missing, None, hex_values[j][value])
-    for a in range(8):
-        for b in range(a + 1, 8):
-            logit += np.einsum("nd,nd->n", chosen_latents[a], chosen_latents[b])
+    for a in range(len(chosen_latents)):
+        for b in range(a + 1, len(chosen_latents)):
+            parts["interactions"] += np.einsum("nd,nd->n", chosen_latents[a], chosen_latents[b])
     for i in range(N_DENSE):
         counts = np.floor(rng.lognormal(dense_mu[i], dense_sigma[i], n_rows)) - (1 if i == 1 else 0)
         missing = rng.random(n_rows) < dense_missing[i]
-        logit += np.where(missing, 0.0, dense_weight[i] * (np.log1p(np.clip(counts, 0, None)) - dense_mu[i]))
+        parts["dense"] += np.where(missing, 0.0, dense_weight[i] * (np.log1p(np.clip(counts, 0, None)) - dense_mu[i]))
         frame[DENSE_COLUMNS[i]] = np.where(missing, np.nan, counts)
-    probability = special.expit(logit)
+    probability = special.expit(sum(parts.values()))
     frame["label"] = (rng.random(n_rows) < probability).astype(np.int64)
     return pd.DataFrame(frame)[COLUMNS], probability
 
@@ -172,17 +200,30 @@ def bayes_log_loss(probability: np.ndarray) -> float:
     return float(np.mean(-(p * np.log(p) + (1 - p) * np.log1p(-p))))
 
 
+def synthetic_is_current(name: str, folder: Path) -> bool:
+    """The folder holds `name` as the current SYNTHETIC spec generates it (else it is regenerated)."""
+    if not is_converted(folder):
+        return False
+    meta = json.loads((folder / "meta.json").read_text())
+    spec = SYNTHETIC[name]
+    return (meta.get("planted_model", SyntheticSpec(0, 0).planted_model()) == spec.planted_model()
+            and meta["rows"] == {"train": spec.train_rows, "val": spec.val_rows})
+
+
 def prepare_synthetic(name: str, out_dir: Path) -> dict:
     """Write SYNTHETIC train.tsv / val.tsv with the generator and convert them."""
-    train_rows, val_rows, seed = SYNTHETIC[name]
+    spec = SYNTHETIC[name]
+    for stale in Path(out_dir).glob("trivial_scores-*.json"):  # computed from an earlier generation
+        stale.unlink()
     bayes = {}
-    for split, n in (("train", train_rows), ("val", val_rows)):
-        frame, probability = generate_synthetic(n, seed, stream=SPLITS.index(split))
+    for split, n in (("train", spec.train_rows), ("val", spec.val_rows)):
+        frame, probability = generate_synthetic(n, stream=SPLITS.index(split), **spec.planted_model())
         write_tsv(out_dir / f"{split}.tsv", frame)
         bayes[split] = bayes_log_loss(probability)
     meta = convert_tsv({split: [(out_dir / f"{split}.tsv", 0, None)] for split in SPLITS}, out_dir,
-                       f"SYNTHETIC click log (planted model, seed {seed}); not Criteo data")
+                       f"SYNTHETIC click log (planted model, seed {spec.seed}); not Criteo data")
     meta["bayes_log_loss"] = bayes
+    meta["planted_model"] = spec.planted_model()
     atomic_write_json(out_dir / "meta.json", meta)
     return meta
 
