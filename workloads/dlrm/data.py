@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -213,6 +214,8 @@ def synthetic_is_current(name: str, folder: Path) -> bool:
 def prepare_synthetic(name: str, out_dir: Path) -> dict:
     """Write SYNTHETIC train.tsv / val.tsv with the generator and convert them."""
     spec = SYNTHETIC[name]
+    print(f"generating the SYNTHETIC click log {name} ({spec.train_rows:,} + {spec.val_rows:,} rows) in {out_dir}: "
+          "once per data folder, about a minute for the cpu preset", file=sys.stderr, flush=True)
     for stale in Path(out_dir).glob("trivial_scores-*.json"):  # computed from an earlier generation
         stale.unlink()
     bayes = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,9 @@ def optimum(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float, cache_dir: 
     if cache is not None and cache.exists():
         return json.loads(cache.read_text())
     n_params = (X.shape[1] + 1) * (1 if n_classes == 2 else n_classes)
+    if len(y) * n_params > 1_000_000:  # small problems solve in well under a second
+        print(f"solving for the optimum f* of a {len(y):,} x {X.shape[1]} logistic regression (L-BFGS, cached in "
+              f"{cache_dir or 'memory only'})", file=sys.stderr, flush=True)
     solution = optimize.minimize(objective, np.zeros(n_params), args=(X, y, n_classes, l2), jac=True,
                                  method="L-BFGS-B", options={"maxiter": 100_000, "maxfun": 200_000,
                                                              "gtol": 1e-12, "ftol": 1e-16})
