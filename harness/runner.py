@@ -308,7 +308,8 @@ def reference_step_time(workload: Workload, data_dir: str | None, device: torch.
                          max_steps=machine.WARMUP_STEPS + steps, eval_period_steps=10**9, step_based=True)
         with tempfile.TemporaryDirectory(prefix="timetrial-speed-") as scratch:
             record = run_trial(spec, scratch, data_dir=data_dir, device=str(device), clock_fn=clock_fn)
-        if record["status"] not in ("budget", "reached") or not record.get("median_step_time_s"):
+        # a diverged loss still timed its steps (the reference may diverge at its untuned defaults)
+        if record["status"] not in ("budget", "reached", "diverged") or not record.get("median_step_time_s"):
             raise RuntimeError(f"measuring the reference step time of {workload.name} ({workload.preset}) failed: "
                                f"{record.get('error', record['status'])}")
         wanted = min(workload.step_hint, math.ceil(machine.MIN_MEASURED_S / record["median_step_time_s"]))
