@@ -9,9 +9,12 @@ the model object itself is never pickled (workloads may keep per-forward state o
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import pickle
 import random
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +26,49 @@ from harness.results import atomic_write_text
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-def state_tree(value: Any) -> Any:
-    """`value` with every object that has `state_dict()` replaced by that state dict."""
+@dataclasses.dataclass(frozen=True)
+class NotSaved:
+    """Stands in a checkpoint for an entry that cannot be pickled; on resume the fresh state's entry stays."""
+
+    where: str
+    type_name: str
+
+
+PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, np.ndarray, np.generic)
+
+
+def state_tree(value: Any, where: str = "optimizer_state") -> Any:
+    """`value` with every object that has `state_dict()` replaced by that state dict. As AlgoPerf, an entry
+    that has none and cannot be pickled (a submission's own namedtuple class, a closure) is not saved:
+    a warning names it, and a resumed trial keeps that entry as `init_optimizer_state` rebuilt it."""
     if hasattr(value, "state_dict") and callable(value.state_dict):
         return {"state_dict": value.state_dict()}
     if isinstance(value, dict):
-        return {key: state_tree(item) for key, item in value.items()}
+        return {key: state_tree(item, f"{where}[{key!r}]") for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return _same_sequence_type(value, [state_tree(item) for item in value])
+        items = [state_tree(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        if hasattr(value, "_fields") and not picklable(type(value)):
+            return tuple(items)  # a namedtuple class pickle cannot find: its fields; the fresh state gives the class
+        return _same_sequence_type(value, items)
+    if not isinstance(value, PLAIN) and not picklable(value):
+        warnings.warn(f"checkpoint: {where} ({type(value).__name__}) has no state_dict() and cannot be pickled; "
+                      "it is not saved, and a resumed trial rebuilds it with init_optimizer_state")
+        return NotSaved(where, type(value).__name__)
     return value
+
+
+def picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:  # noqa: BLE001  (pickle raises several kinds for unpicklable objects)
+        return False
+    return True
 
 
 def load_state_tree(fresh: Any, saved: Any, where: str = "optimizer_state") -> Any:
     """`fresh` (a newly initialised state of the same shape) with `saved` loaded into it."""
+    if isinstance(saved, NotSaved):
+        return fresh
     if hasattr(fresh, "load_state_dict") and callable(fresh.load_state_dict):
         fresh.load_state_dict(saved["state_dict"])
         return fresh

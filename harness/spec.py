@@ -91,6 +91,10 @@ class Hyperparameters(Mapping[str, Any]):
     def _asdict(self) -> dict[str, Any]:
         return dict(self._values)
 
+    def __reduce__(self):
+        # pickle would look up __setstate__ through __getattr__ before _values exists
+        return (Hyperparameters, (self._values,))
+
 
 class MetricsLogger:
     """What `workload.metrics_logger` offers submissions: training scalars, written beside evals.

@@ -123,3 +123,38 @@ def test_state_tree_round_trip_through_nested_optimizer_state():
     torch.testing.assert_close(exp_avg, state["optimizer"].state_dict()["state"][0]["exp_avg"])
     with pytest.raises(ValueError, match=r"optimizer_state has keys \['count'\]"):
         checkpoint.load_state_tree({"optimizer": 1}, {"count": 1})
+
+
+def test_unpicklable_state_is_not_saved_and_rebuilt_on_resume(tmp_path, data_dir):
+    """AlgoPerf's Lion submission keeps a namedtuple of a class pickle cannot find in its optimizer state:
+    its fields are saved and the fresh state's class rebuilds it. An entry that cannot be pickled at all
+    (a function) is left out with a warning, as AlgoPerf does, and the resumed trial keeps the rebuilt one;
+    it ends where an uninterrupted trial does."""
+    import collections
+
+    submission = load_submission("adamw")
+    Local = collections.namedtuple("Local", ["lr"])  # defined in a function: pickle cannot find it
+
+    def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
+        state = submission.init_optimizer_state(workload, model_params, model_state, hyperparameters, rng)
+        return {**state, "extra": Local(0.1), "hyperparameters": hyperparameters, "hook": lambda x: x}
+
+    def update_params(workload, current_param_container, current_params_types, model_state, hyperparameters, batch,
+                      loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
+        assert optimizer_state["extra"].lr == 0.1
+        inner = {k: v for k, v in optimizer_state.items() if k not in ("extra", "hyperparameters", "hook")}
+        inner, params, model_state = submission.update_params(
+            workload, current_param_container, current_params_types, model_state, hyperparameters, batch, loss_type,
+            inner, eval_results, global_step, rng)
+        return {**optimizer_state, **inner}, params, model_state
+
+    odd = dataclasses.replace(submission, init_optimizer_state=init_optimizer_state, update_params=update_params)
+    with pytest.warns(UserWarning, match=r"optimizer_state\['hook'\] \(function\) has no state_dict\(\) and cannot be pickled"):
+        with pytest.raises(Preempted):
+            run_trial(SPEC, tmp_path / "a", data_dir=data_dir, clock_fn=StepClock(preempt_after=70),
+                      checkpoint_every_evals=1, submission=odd)
+    resumed = run_trial(SPEC, tmp_path / "a", data_dir=data_dir, clock_fn=StepClock(), submission=odd,
+                        checkpoint_every_evals=1)
+    whole = run_trial(SPEC, tmp_path / "b", data_dir=data_dir, clock_fn=StepClock(), submission=odd)
+    assert resumed["status"] == whole["status"] and resumed["resumed_from_steps"] and resumed["steps"] == whole["steps"]
+    assert resumed["final_metrics"] == pytest.approx(whole["final_metrics"])
