@@ -128,13 +128,13 @@ def resolve_device(device: str) -> torch.device:
 
 def resolve_batch_size(submission: Submission, workload: Workload) -> int:
     """The submission's `get_batch_size` for the workload's AlgoPerf name (or its own name),
-    falling back to the workload's default when it raises ValueError or is absent."""
+    falling back to the workload's default when it raises ValueError or KeyError, or is absent."""
     default = workload.size.batch_size
     if submission.get_batch_size is None:
         return default
     try:
         batch_size = int(submission.get_batch_size(workload.algoperf_name or workload.name))
-    except ValueError as err:
+    except (ValueError, KeyError) as err:  # AlgoPerf's dev algorithms look names up in a dict
         warnings.warn(f"{submission.name}.get_batch_size: {err}; using {workload.name}'s default batch size {default}")
         return default
     cap = workload.size.max_batch_size

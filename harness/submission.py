@@ -112,10 +112,18 @@ def source_hash(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+ALGOPERF_MODULES = ("spec", "pytorch_utils")
+
+
 def _ensure_algoperf_importable() -> None:
-    """Resolve `import algoperf` to the light shim when the real package is absent."""
+    """Resolve `import algoperf` to the light shim when the real package is absent, and the pre-0.5
+    package name `algorithmic_efficiency` to whichever `algoperf` that is."""
     if importlib.util.find_spec("algoperf") is None and str(COMPAT_DIR) not in sys.path:
         sys.path.append(str(COMPAT_DIR))
+    if "algorithmic_efficiency" not in sys.modules and importlib.util.find_spec("algorithmic_efficiency") is None:
+        sys.modules["algorithmic_efficiency"] = importlib.import_module("algoperf")
+        for name in ALGOPERF_MODULES:
+            sys.modules[f"algorithmic_efficiency.{name}"] = importlib.import_module(f"algoperf.{name}")
 
 
 def _import_file(file: Path) -> types.ModuleType:

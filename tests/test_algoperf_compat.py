@@ -46,3 +46,52 @@ def test_algoperf_submission_runs_on_every_workload(workload, tmp_path, data_dir
     record = run_trial(spec, tmp_path, data_dir=data_dir)
     assert record["status"] in ("reached", "budget"), record.get("traceback")
     assert record["steps"] == 3
+
+
+PRE_0_5 = '''
+"""An AlgoPerf submission from before the package was renamed (algorithmic_efficiency -> algoperf), whose
+get_batch_size looks names up in a dict as AlgoPerf's dev algorithms do (KeyError for unknown names)."""
+import torch
+from algorithmic_efficiency import spec
+from algorithmic_efficiency.pytorch_utils import pytorch_setup
+import algorithmic_efficiency.spec
+
+BATCH_SIZES = {"mnist": 16}
+
+
+def get_batch_size(workload_name):
+    return BATCH_SIZES[workload_name]
+
+
+def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
+    assert algorithmic_efficiency.spec.ForwardPassMode is spec.ForwardPassMode
+    return {"optimizer": torch.optim.SGD(model_params.parameters(), lr=0.1)}
+
+
+def update_params(workload, current_param_container, current_params_types, model_state, hyperparameters, batch,
+                  loss_type, optimizer_state, eval_results, global_step, rng):
+    optimizer = optimizer_state["optimizer"]
+    optimizer.zero_grad()
+    logits, model_state = workload.model_fn(current_param_container, batch, model_state, spec.ForwardPassMode.TRAIN,
+                                            rng, True)
+    loss = workload.loss_fn(batch["targets"], logits)
+    (loss["summed"] / loss["n_valid_examples"]).backward()
+    optimizer.step()
+    return optimizer_state, current_param_container, model_state
+
+
+def data_selection(workload, input_queue, optimizer_state, current_param_container, model_state, hyperparameters,
+                   global_step, rng):
+    return next(input_queue)
+'''
+
+
+def test_pre_0_5_package_name_and_key_error_batch_sizes(tmp_path, data_dir):
+    file = tmp_path / "old_style.py"
+    file.write_text(PRE_0_5)
+    digits = run_trial(TrialSpec("logreg_digits", str(file), preset="tiny", max_steps=3), tmp_path, data_dir=data_dir)
+    assert digits["status"] in ("budget", "reached"), digits.get("traceback")
+    assert digits["batch_size"] == 16
+    with pytest.warns(UserWarning, match="get_batch_size: 'logreg_wine'"):
+        wine = run_trial(TrialSpec("logreg_wine", str(file), preset="tiny", max_steps=3), tmp_path, data_dir=data_dir)
+    assert wine["status"] in ("budget", "reached") and wine["batch_size"] == 64  # the workload's default
