@@ -187,10 +187,40 @@ def _read_metadata(folder: Path | None) -> dict[str, Any]:
         raise SubmissionError(f"{folder / 'metadata.json'}: not valid JSON ({err})") from None
 
 
+#: AlgoPerf's arguments of each submission function, in the order the runner passes them
+EXPECTED_ARGUMENTS = {
+    "init_optimizer_state": ("workload", "model_params", "model_state", "hyperparameters", "rng"),
+    "update_params": ("workload", "current_param_container", "current_params_types", "model_state", "hyperparameters",
+                      "batch", "loss_type", "optimizer_state", "eval_results", "global_step", "rng"),
+    "data_selection": ("workload", "input_queue", "optimizer_state", "current_param_container", "model_state",
+                       "hyperparameters", "global_step", "rng"),
+    "prepare_for_eval": ("workload", "current_param_container", "current_params_types", "model_state",
+                         "hyperparameters", "loss_type", "optimizer_state", "eval_results", "global_step", "rng"),
+    "get_batch_size": ("workload_name",),
+    "create_optimizer": ("params", "hyperparameters", "workload"),
+    "schedule": ("step", "step_hint", "hyperparameters"),
+}
+
+
+def check_signature(name: str, fn: Callable[..., Any], where: str) -> None:
+    """A function that cannot take the runner's positional arguments fails at load, naming what it expects."""
+    expected = EXPECTED_ARGUMENTS[name]
+    try:
+        inspect.signature(fn).bind(*expected)
+    except TypeError:
+        raise SubmissionError(f"{where}: {name}{inspect.signature(fn)} cannot take the arguments the runner passes: "
+                              f"{name}({', '.join(expected)}); see docs/submission_api.md") from None
+    except ValueError:  # a builtin without a signature: nothing to check
+        pass
+
+
 def _bind(name, module, path, metadata, search_space) -> Submission:
     functions = {n: getattr(module, n, None) for n in (
         "init_optimizer_state", "update_params", "data_selection", "get_batch_size",
         "prepare_for_eval", "create_optimizer", "schedule")}
+    for function_name, fn in functions.items():
+        if callable(fn):
+            check_signature(function_name, fn, f"submission {name!r}")
     if functions["update_params"] is not None:
         missing = [n for n in ("init_optimizer_state", "update_params") if functions[n] is None]
         if missing:

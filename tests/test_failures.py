@@ -118,3 +118,16 @@ def test_help_summaries_are_whole_sentences(capsys):
     assert main(["--help"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
     assert lines and all(line.rstrip().endswith((".", ")")) for line in lines), lines
+
+
+def test_a_wrong_update_params_signature_names_the_expected_one(tmp_path, capsys):
+    file = tmp_path / "wrong.py"
+    file.write_text("def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):\n"
+                    "    return {}\n\n"
+                    "def update_params(workload, params, batch, optimizer_state):\n"
+                    "    return optimizer_state, params, None\n")
+    assert main(["check-submission", str(file)]) == 1
+    out = capsys.readouterr().out
+    assert "update_params(workload, params, batch, optimizer_state) cannot take the arguments" in out
+    assert "update_params(workload, current_param_container, current_params_types" in out
+    assert "docs/submission_api.md" in out
