@@ -1,13 +1,18 @@
-"""Image datasets (CIFAR-10 pickle batches, scikit-learn digits) and on-device augmentation.
+"""Image datasets (CIFAR-10 pickle batches, the procedurally generated MNIST-1D) and on-device
+augmentation.
 
 Everything is preloaded to the device as float tensors normalised per channel with training
-statistics, so a training batch is an index gather plus a crop/flip on tensors already in memory.
+statistics, so a training batch is an index gather (plus a crop/flip) on tensors already in memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
+import os
 import pickle
+import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +24,13 @@ from harness.spec import DataMissingError
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
+MNIST1D_DIR = "mnist1d"
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageArrays:
-    """uint8-range images (N, C, H, W) and int64 labels of a train and a validation split."""
+    """Images (N, C, H, W; uint8 pixels or float signals) and int64 labels of a train and a
+    validation split."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -69,23 +76,52 @@ def load_cifar10(data_dir: str | Path | None) -> ImageArrays:
                        validation_images, validation_labels, n_classes=10)
 
 
-def load_digits(validation_fraction: float = 0.2) -> ImageArrays:
-    """scikit-learn's bundled digits (1797 real 8x8 grayscale scans, 10 classes), pixel values
-    0..16 rescaled to 0..255, with a fixed (seed 0) validation split independent of the trial seed."""
-    from sklearn.datasets import load_digits as sklearn_digits
+def load_mnist1d(data_dir: str | Path | None, num_samples: int, n_train: int) -> ImageArrays:
+    """MNIST-1D (Greydanus 2020, "Scaling down deep learning"): 10 one-dimensional digit templates
+    (length 12) randomly padded, dilated, scaled, circularly translated, overlaid with correlated
+    and i.i.d. noise, sheared and resampled to 40 points. Made by the `mnist1d` package's offline
+    generator with the paper's default arguments (seed 42) except the sample count and the split
+    (the paper's own set is 5,000 = 4,000 train / 1,000 test); never downloaded. Each signal is a
+    1 x 40 single-channel image. Generating takes ~0.3 ms per example, so the arrays are cached as
+    `<data_dir>/mnist1d/<name>.npz`, named by the generator's arguments and version."""
+    version = importlib.metadata.version("mnist1d")
+    path = Path(data_dir or "data") / MNIST1D_DIR / f"mnist1d-{num_samples}-train{n_train}-seed42-v{version}.npz"
+    if not path.exists():
+        x, y = generate_mnist1d(num_samples)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, x=x.astype(np.float32), y=y.astype(np.int64))
+            os.replace(tmp, path)  # atomic: concurrent trials never read half a file
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    with np.load(path) as arrays:
+        x, y = arrays["x"], arrays["y"]
+    images = x[:, None, None, :]  # (N, 1 channel, height 1, width 40)
+    labels = y
+    return ImageArrays(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:], n_classes=10)
 
-    bunch = sklearn_digits()
-    images = (bunch.images * (255.0 / 16.0)).round().astype(np.uint8)[:, None]
-    labels = bunch.target.astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(labels))
-    n_validation = int(round(validation_fraction * len(labels)))
-    validation, train = order[:n_validation], order[n_validation:]
-    return ImageArrays(images[train], labels[train], images[validation], labels[validation], n_classes=10)
+
+def generate_mnist1d(num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """All `num_samples` signals (shuffled, 1/10 per class) and labels of the generator; it seeds
+    the global numpy and python RNGs, so their states are restored afterwards."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.train_split = num_samples, 1.0
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        dataset = make_dataset(args)
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+    return dataset["x"], dataset["y"]
 
 
 def to_normalized_tensor(images: np.ndarray, mean: np.ndarray, std: np.ndarray, device: torch.device) -> torch.Tensor:
-    scaled = images.astype(np.float32) / 255.0
-    return torch.from_numpy((scaled - mean[:, None, None]) / std[:, None, None]).to(device)
+    return torch.from_numpy((images.astype(np.float32) - mean[:, None, None]) / std[:, None, None]).to(device)
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:

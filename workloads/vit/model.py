@@ -1,7 +1,8 @@
 """Vision Transformer (Dosovitskiy et al., 2021): non-overlapping patches embedded by a strided
 convolution, a class token and learned position embeddings, pre-LN transformer blocks
 (multi-head self-attention + MLP), a final LayerNorm and a linear head on the class token
-(or on the mean of the patch tokens). ViT-S = width 384, depth 12, 6 heads, MLP 1536."""
+(or on the mean of the patch tokens). ViT-S = width 384, depth 12, 6 heads, MLP 1536. A 1-D
+signal is a 1 x L image cut into 1 x p patches (`patch_size=(1, p)`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 @dataclasses.dataclass(frozen=True)
 class ViTConfig:
-    patch_size: int = 4
+    patch_size: tuple[int, int] = (4, 4)  # (height, width)
     width: int = 384
     depth: int = 12
     n_heads: int = 6
@@ -68,14 +69,14 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
-    def __init__(self, config: ViTConfig, in_channels: int, image_size: int, n_classes: int):
+    def __init__(self, config: ViTConfig, in_channels: int, image_shape: tuple[int, int], n_classes: int):
         super().__init__()
-        if image_size % config.patch_size:
-            raise ValueError(f"image size {image_size} is not a multiple of patch_size {config.patch_size}")
+        if image_shape[0] % config.patch_size[0] or image_shape[1] % config.patch_size[1]:
+            raise ValueError(f"image shape {image_shape} is not a multiple of patch_size {config.patch_size}")
         if config.pooling not in ("token", "mean"):
             raise ValueError(f"pooling={config.pooling!r}; valid: 'token', 'mean'")
         self.config = config
-        n_patches = (image_size // config.patch_size) ** 2
+        n_patches = (image_shape[0] // config.patch_size[0]) * (image_shape[1] // config.patch_size[1])
         self.patch_embed = nn.Conv2d(in_channels, config.width, config.patch_size, stride=config.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.width)) if config.pooling == "token" else None
         n_tokens = n_patches + (config.pooling == "token")
