@@ -1,4 +1,4 @@
-"""ResNet family: CIFAR-style ResNets on digits (tiny, cpu) and CIFAR-10 (full)."""
+"""ResNet family: CIFAR-style ResNets on MNIST-1D signals (tiny, cpu) and CIFAR-10 (full)."""
 
 from workloads.resnet.workload import ResNetSiLU, ResNetWorkload
 

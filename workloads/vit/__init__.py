@@ -1,4 +1,4 @@
-"""ViT family: Vision Transformers on digits (tiny, cpu) and CIFAR-10 (full)."""
+"""ViT family: Vision Transformers on MNIST-1D signals (tiny, cpu) and CIFAR-10 (full)."""
 
 from workloads.vit.workload import ViTGLU, ViTWorkload
 
