@@ -7,6 +7,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -70,8 +71,20 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def read_result(trial_dir: Path) -> dict[str, Any] | None:
+    """The trial's record; None when there is none, or when it is truncated or corrupt (a warning names
+    the file: the trial then counts as not run, so it runs again)."""
     file = Path(trial_dir) / RESULT_FILE
-    return json.loads(file.read_text()) if file.exists() else None
+    if not file.exists():
+        return None
+    try:
+        record = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        warnings.warn(f"{file}: unreadable result ({err}); skipped, and the trial runs again when its sweep reruns")
+        return None
+    if not isinstance(record, dict):
+        warnings.warn(f"{file}: not a result record (a JSON {type(record).__name__}); skipped")
+        return None
+    return record
 
 
 def result_files(results_dir: Path) -> list[Path]:
@@ -82,7 +95,9 @@ def load_results(results_dir: Path) -> pd.DataFrame:
     """Every trial under `results_dir` as one row; nested fields flattened with dots."""
     records = []
     for file in result_files(results_dir):
-        record = json.loads(file.read_text())
+        record = read_result(file.parent)
+        if record is None:
+            continue
         record["trial_dir"] = str(file.parent)
         records.append(record)
     if not records:
