@@ -349,13 +349,35 @@ NADAMW_GPT2_CPU = {"learning_rate": 6e-3, "one_minus_beta1": 0.1, "beta2": 0.999
                    "warmup_factor": 0.05, "dropout_rate": 0.0}
 
 
+TUNED_TRIAL = """
+import json, sys
+from harness.runner import TrialSpec, run_trial
+spec = TrialSpec(**json.loads(sys.argv[1]))
+record = run_trial(spec, sys.argv[2], data_dir=sys.argv[3], device="cpu")
+print(json.dumps({k: record.get(k) for k in ("status", "steps_to_target", "best_metric", "target_value", "error")}))
+"""
+
+
 @pytest.mark.slow
 def test_tuned_nadamw_reaches_the_gpt2_cpu_target_late_in_its_horizon(tmp_path, data_dir):
     """Step-based (no clock budget, evaluation on a 100-step grid), so the verdict is the same on any
-    machine: the target is met, and not before 60% of step_hint (about 90 s with one torch thread)."""
+    machine: the target is met, and not before 60% of step_hint. The point is the committed tuned one
+    (configs/targets/cpu.yaml) once calibration has set it, else the exploration's best. It runs in a
+    process without MKL_CBWR=COMPATIBLE (the test suite's setting), which doubles a gpt2 step's time."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.targets import tuned_point
+
     workload = make_workload("gpt2", "cpu")
-    spec = TrialSpec(workload="gpt2", submission="nadamw", preset="cpu", hyperparameters=NADAMW_GPT2_CPU,
-                     step_based=True, max_steps=workload.step_hint, eval_period_steps=100, tag="test")
-    record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu")
-    assert record["status"] == "reached", (record.get("error"), record.get("best_metric"), record["target_value"])
+    point = tuned_point("gpt2", "cpu", "nadamw") or NADAMW_GPT2_CPU
+    spec = dict(workload="gpt2", submission="nadamw", preset="cpu", hyperparameters=point, step_based=True,
+                max_steps=workload.step_hint, eval_period_steps=100, tag="test")
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    out = subprocess.run([sys.executable, "-c", TUNED_TRIAL, json.dumps(spec), str(tmp_path), str(data_dir)],
+                         capture_output=True, text=True, env=env, timeout=1200)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["status"] == "reached", record
     assert 0.6 * workload.step_hint <= record["steps_to_target"] <= workload.step_hint
