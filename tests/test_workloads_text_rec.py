@@ -128,17 +128,23 @@ def test_token_file_round_trip_and_range_check(tmp_path):
         tokens.write_tokens(tmp_path / "bad.bin", [70000])
 
 
+def generated_token_workload(data_dir):
+    """gpt2 `tiny` on a hand-made shakespeare_char folder: ids 0..999 repeating in both splits."""
+    folder = data_dir / "shakespeare_char"
+    for split in tokens.SPLITS:
+        tokens.write_tokens(folder / f"{split}.bin", np.arange(5000) % 1000)
+    (folder / "meta.json").write_text(json.dumps({"vocab_size": 1000}))
+    workload = make_workload("gpt2", "tiny", str(data_dir))
+    workload.prepare_data()
+    return workload
+
+
 @pytest.mark.parametrize("preload_limit", [2**28, 10], ids=["preloaded", "memmap"])
 def test_gpt_windows_read_a_generated_token_folder(tmp_path, monkeypatch, preload_limit):
     """A hand-made shakespeare_char folder (ids 0..999 repeating): targets are inputs shifted by one,
     whether the tokens are preloaded or gathered from the memmap."""
     monkeypatch.setattr("workloads.gpt.workload.PRELOAD_MAX_TOKENS", preload_limit)
-    folder = tmp_path / "shakespeare_char"
-    for split in tokens.SPLITS:
-        tokens.write_tokens(folder / f"{split}.bin", np.arange(5000) % 1000)
-    (folder / "meta.json").write_text(json.dumps({"vocab_size": 1000}))
-    workload = make_workload("gpt2", "tiny", str(tmp_path))
-    workload.prepare_data()
+    workload = generated_token_workload(tmp_path)
     assert workload.vocab_size == 1000
     batch = next(workload.train_batches(4, seed=0))
     assert batch["inputs"].shape == (4, workload.options["block_size"])
@@ -293,13 +299,7 @@ def test_gpt2_trivial_scores_match_a_direct_count(prepared):
 
 def test_gpt2_full_trivial_scores_are_skipped_for_memmapped_splits(tmp_path, monkeypatch):
     monkeypatch.setattr("workloads.gpt.workload.PRELOAD_MAX_TOKENS", 10)
-    folder = tmp_path / "shakespeare_char"
-    for split in tokens.SPLITS:
-        tokens.write_tokens(folder / f"{split}.bin", np.arange(5000) % 1000)
-    (folder / "meta.json").write_text(json.dumps({"vocab_size": 1000}))
-    workload = make_workload("gpt2", "tiny", str(tmp_path))
-    workload.prepare_data()
-    assert workload.trivial_scores() == {}
+    assert generated_token_workload(tmp_path).trivial_scores() == {}
 
 
 @pytest.mark.parametrize("name", ["dlrm_small", "dlrm_small_embed_init"])
