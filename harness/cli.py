@@ -15,12 +15,14 @@ from omegaconf import OmegaConf
 
 from harness import compare, leaderboard, report, reproduce, status, sweep
 from harness.calibrate import CalibrationIncomplete, calibrate
-from harness.config import UsageError, leaderboard_options, load_config, split_arguments, trial_options, trial_spec, tune_specs
+from harness.config import (UsageError, leaderboard_options, load_config, split_arguments, trial_options, trial_spec,
+                            tune_specs)
 from harness.describe import describe
 from harness.registry import UnknownWorkloadError, make_workload, workload_class, workload_classes
 from harness.runner import TrialInterrupted, reference_step_time, resolve_device, run_trial
 from harness.search_space import SearchSpaceError
 from harness.submission import SubmissionError, available_submissions, check_submission, load_submission
+
 
 def cmd_run(positionals, cfg, hyperparameters) -> int:
     """Train one submission on one workload and write its trial directory under results_dir.
