@@ -39,6 +39,14 @@ class TargetsFileError(ValueError):
     pass
 
 
+class PlainDumper(yaml.SafeDumper):
+    """Writes a mapping that appears twice (the best point is also a baseline's tuned point) in full
+    both times, without YAML anchors and aliases, so a person reads each entry on its own."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
 def targets_dir() -> Path:
     return Path(os.environ.get("TIMETRIAL_TARGETS_DIR") or REPO_ROOT / "configs" / "targets")
 
@@ -108,5 +116,5 @@ def write_entry(preset: str, workload: str, new_entry: Mapping[str, Any]) -> Pat
     document["workloads"] = dict(sorted(workloads.items()))
     header = (f"# Targets of the `{preset}` preset, written by `timetrial calibrate` (harness/calibrate.py).\n"
               "# They belong to the workload and preset: every machine uses them; budgets are measured per machine.\n")
-    atomic_write_text(path, header + yaml.safe_dump(document, sort_keys=False, width=110))
+    atomic_write_text(path, header + yaml.dump(document, Dumper=PlainDumper, sort_keys=False, width=110))
     return path
