@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness import leaderboard, targets
-from harness.leaderboard import HARDWARE_KEY, HARDWARE_LABEL, Board, Options
-from harness.report import display_table, format_cell
+from harness.leaderboard import Board, Options
+from harness.report import display_table, markdown_table
 from harness.results import load_results
 from harness.runner import TIMING_VERSION, TrialSpec
 
@@ -71,7 +71,7 @@ def compare(label: str, ruleset: str, preset: str, workloads: list[str], results
     frame = pd.concat([part for part in (own, reference, others) if not part.empty], ignore_index=True)
     if own.empty:
         return Comparison(None, label, f"{label} has no {ruleset} trials on {workloads} at preset {preset}")
-    machines = sorted(set(frame[HARDWARE_LABEL].fillna("unknown") + " [" + frame[HARDWARE_KEY].fillna("?") + "]"))
+    machines = leaderboard.machine_labels(frame)
     normalized = len(machines) > 1
     if normalized:
         steps = frame.get("reference_step_time_s", pd.Series(index=frame.index, dtype=float))
@@ -104,7 +104,4 @@ def ranked_rows(comparison: Comparison) -> str:
     table.insert(0, "rank", range(1, len(table) + 1))
     table["submission"] = [f"**>> {name} <<**" if name == comparison.submission else name
                            for name in table["submission"]]
-    header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    rows = ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([f"### {comparison.board.title}", "", *([header, rule] + rows), "", comparison.compared_with])
+    return "\n".join([f"### {comparison.board.title}", "", markdown_table(table), "", comparison.compared_with])

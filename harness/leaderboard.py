@@ -118,13 +118,19 @@ def build_from_frame(frame: pd.DataFrame, preset: str, ruleset: str | None, opti
     return boards
 
 
+def machine_labels(frame: pd.DataFrame) -> list[str]:
+    """'label [fingerprint]' of every machine whose trials are in `frame`, sorted."""
+    labels = frame[HARDWARE_LABEL].fillna("unknown") + " [" + frame[HARDWARE_KEY].fillna("?") + "]"
+    return sorted(set(labels))
+
+
 def normalized_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Trials of every machine as one: times and budgets in reference steps. Trials without a reference
     step time (recorded before budgets were measured) cannot be normalized and are left out."""
     if "reference_step_time_s" not in frame:
         return frame.iloc[0:0]
     frame = frame[frame["reference_step_time_s"].notna()]
-    machines = sorted(set(frame[HARDWARE_LABEL] + " [" + frame[HARDWARE_KEY] + "]"))
+    machines = machine_labels(frame)
     step = frame["reference_step_time_s"].astype(float)
     return frame.assign(**{
         "time_to_target_s": frame.get(NORMALIZED_TIME, frame["time_to_target_s"].astype(float) / step),

@@ -211,14 +211,17 @@ def note(board: Board, options: Options) -> str:
 def render_markdown(boards: list[Board], options: Options = Options()) -> str:
     if not boards:
         return "(no results)"
-    parts = []
-    for board in boards:
-        table = display_table(board).reset_index()
-        header = "| " + " | ".join(table.columns) + " |"
-        rule = "|" + "|".join("---" for _ in table.columns) + "|"
-        rows = ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-        parts.append(f"### Leaderboard: {board.title}\n\n{note(board, options)}\n\n" + "\n".join([header, rule, *rows]))
+    parts = [f"### Leaderboard: {board.title}\n\n{note(board, options)}\n\n"
+             + markdown_table(display_table(board).reset_index()) for board in boards]
     return "\n\n".join(parts)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A display table as Markdown, every cell through format_cell."""
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    rows = ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
 
 
 def to_csv(boards: list[Board]) -> str:
