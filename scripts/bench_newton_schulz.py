@@ -18,7 +18,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from submissions.muon.submission import MUON_NS_COEFFICIENTS, orthogonalize
+from optimlib.newton_schulz import MUON_NS_COEFFICIENTS, orthogonalize
 from submissions.turbo_muon.submission import TURBO_NS_COEFFICIENTS
 
 METHODS = {

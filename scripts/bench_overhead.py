@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 from harness.registry import make_workload
 from harness.runner import TrialSpec, run_trial, seed_everything
 from harness.spec import ForwardPassMode, Hyperparameters

@@ -14,7 +14,8 @@ import math
 import torch
 import torch.nn.attention
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.hyperparameters import adam_settings
 
 
 def rademacher_like(p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -74,10 +75,8 @@ class AdaHessian(torch.optim.Optimizer):
 
 
 def create_optimizer(params, hyperparameters, workload):
-    return AdaHessian(params.parameters(), lr=hyperparameters.learning_rate,
-                      betas=(1.0 - hyperparameters.one_minus_beta1, hyperparameters.beta2),
-                      eps=hyperparameters.epsilon, weight_decay=hyperparameters.weight_decay,
-                      hessian_power=hyperparameters.hessian_power, seed=hyperparameters.hutchinson_seed)
+    return AdaHessian(params.parameters(), hessian_power=hyperparameters.hessian_power,
+                      seed=hyperparameters.hutchinson_seed, **adam_settings(hyperparameters))
 
 
 def schedule(step, step_hint, hyperparameters):

@@ -7,7 +7,7 @@ import functools
 import jax
 import optax
 
-from harness import schedules
+from optimlib import schedules
 from harness.spec import ForwardPassMode
 
 

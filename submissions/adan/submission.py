@@ -14,10 +14,12 @@ many steps (the paper's restart strategy): m, v, n and the previous gradient are
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.adam import bias_corrected_denominator
+from optimlib.per_parameter import PerParameterOptimizer
 
 
-class Adan(torch.optim.Optimizer):
+class Adan(PerParameterOptimizer):
     def __init__(self, params, lr=1e-3, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=0.0, restart_interval=0):
         if lr <= 0 or eps < 0 or weight_decay < 0 or restart_interval < 0 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"invalid Adan settings: lr={lr} betas={betas} eps={eps} weight_decay={weight_decay} "
@@ -25,33 +27,24 @@ class Adan(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
                                   "restart_interval": restart_interval})
 
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            beta1, beta2, beta3 = group["betas"]
-            lr, restart_interval = group["lr"], group["restart_interval"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                state = self.state[p]
-                if not state or (restart_interval and state["step"] == restart_interval):
-                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_diff=torch.zeros_like(p),
-                                 exp_avg_sq=torch.zeros_like(p), previous_grad=g.clone())
-                state["step"] += 1
-                t = state["step"]
-                diff = g - state["previous_grad"]
-                state["exp_avg"].mul_(beta1).add_(g, alpha=1.0 - beta1)
-                state["exp_avg_diff"].mul_(beta2).add_(diff, alpha=1.0 - beta2)
-                nesterov_grad = g + beta2 * diff
-                state["exp_avg_sq"].mul_(beta3).addcmul_(nesterov_grad, nesterov_grad, value=1.0 - beta3)
-                denom = (state["exp_avg_sq"] / (1.0 - beta3**t)).sqrt_().add_(group["eps"])
-                direction = state["exp_avg"] / (1.0 - beta1**t) + beta2 * state["exp_avg_diff"] / (1.0 - beta2**t)
-                p.addcdiv_(direction, denom, value=-lr).div_(1.0 + lr * group["weight_decay"])
-                state["previous_grad"].copy_(g)
-        return loss
+    def update_parameter(self, p, grad, state, group):
+        beta1, beta2, beta3 = group["betas"]
+        lr, restart_interval = group["lr"], group["restart_interval"]
+        g = grad
+        if not state or (restart_interval and state["step"] == restart_interval):
+            state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_diff=torch.zeros_like(p),
+                         exp_avg_sq=torch.zeros_like(p), previous_grad=g.clone())
+        state["step"] += 1
+        t = state["step"]
+        diff = g - state["previous_grad"]
+        state["exp_avg"].mul_(beta1).add_(g, alpha=1.0 - beta1)
+        state["exp_avg_diff"].mul_(beta2).add_(diff, alpha=1.0 - beta2)
+        nesterov_grad = g + beta2 * diff
+        state["exp_avg_sq"].mul_(beta3).addcmul_(nesterov_grad, nesterov_grad, value=1.0 - beta3)
+        denom = bias_corrected_denominator(state["exp_avg_sq"], beta3, t, group["eps"])
+        direction = state["exp_avg"] / (1.0 - beta1**t) + beta2 * state["exp_avg_diff"] / (1.0 - beta2**t)
+        p.addcdiv_(direction, denom, value=-lr).div_(1.0 + lr * group["weight_decay"])
+        state["previous_grad"].copy_(g)
 
 
 def create_optimizer(params, hyperparameters, workload):

@@ -10,7 +10,7 @@ forward/backward per inner step; inner_steps = 1 costs as much as SAM).
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 class AMP(torch.optim.Optimizer):

@@ -11,7 +11,7 @@ timetrial's warm-up + cosine schedule.
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 def clip_by_global_norm_(grads: list[torch.Tensor], max_norm: float) -> None:

@@ -9,37 +9,24 @@ speeds stay in step.
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.gradient_transform import GradientTransformOptimizer
+from optimlib.hyperparameters import adam_settings
 
 
-class ComponentwiseClippedAdamW(torch.optim.AdamW):
-    def __init__(self, params, clip_level, **adamw_settings):
+class ComponentwiseClippedAdamW(GradientTransformOptimizer):
+    """AdamW on gradients clipped to norm `clip_level` one parameter tensor at a time."""
+
+    def __init__(self, params, clip_level, **adamw_kwargs):
         if clip_level <= 0:
             raise ValueError(f"clip_level={clip_level}; it must be > 0")
-        super().__init__(params, **adamw_settings)
-        self.clip_level = clip_level
-
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    torch.nn.utils.clip_grad_norm_([p], self.clip_level)
-        super().step()
-        return loss
+        super().__init__(torch.optim.AdamW(params, **adamw_kwargs),
+                         lambda p: torch.nn.utils.clip_grad_norm_([p], clip_level))
 
 
 def create_optimizer(params, hyperparameters, workload):
-    return ComponentwiseClippedAdamW(
-        params.parameters(),
-        clip_level=hyperparameters.clip_level,
-        lr=hyperparameters.learning_rate,
-        betas=(1.0 - hyperparameters.one_minus_beta1, hyperparameters.beta2),
-        eps=hyperparameters.epsilon,
-        weight_decay=hyperparameters.weight_decay,
-    )
+    return ComponentwiseClippedAdamW(params.parameters(), clip_level=hyperparameters.clip_level,
+                                     **adam_settings(hyperparameters))
 
 
 def schedule(step, step_hint, hyperparameters):

@@ -16,8 +16,8 @@ import math
 
 import torch
 
-from submissions.lazy_newton.submission import (FULL_BATCH, add_flat_, gradient_and_hessian,
-                                                require_small_convex_workload)
+from harness.spec import UnsupportedWorkloadError
+from optimlib.hessian import FULL_BATCH, add_flat_, gradient_and_hessian, require_small_convex_workload
 
 
 def get_batch_size(workload_name):
@@ -49,5 +49,5 @@ class AICN(torch.optim.Optimizer):
 
 
 def create_optimizer(params, hyperparameters, workload):
-    require_small_convex_workload(workload, "damped_newton")
+    require_small_convex_workload(workload, "damped_newton", UnsupportedWorkloadError)
     return AICN(params.parameters(), self_concordance=hyperparameters.self_concordance)

@@ -1,8 +1,8 @@
 """DoG (Ivgi et al., DoG is SGD's Best Friend): SGD with the parameter-free step size
 rbar_t / sqrt(sum ||g||^2), one for the whole model, evaluated at the polynomial-decay average of
-the iterates. The optimizer lives in harness/dog.py, shared with `ldog`."""
+the iterates. The optimizer is optimlib/dog.py's, shared with `ldog`."""
 
-from harness import dog
+from optimlib import dog
 
 prepare_for_eval = dog.prepare_for_eval
 

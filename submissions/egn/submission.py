@@ -21,8 +21,9 @@ import math
 import torch
 
 from algoperf import spec
-from harness import schedules
-from submissions.lazy_newton.submission import require_small_convex_workload
+from harness.spec import UnsupportedWorkloadError  # timetrial's, not in algoperf.spec
+from optimlib import schedules
+from optimlib.hessian import require_small_convex_workload
 
 
 def output_hessian_factor(logits: torch.Tensor, loss_type) -> torch.Tensor:
@@ -49,7 +50,7 @@ def gauss_newton_direction(grad: torch.Tensor, jacobian: torch.Tensor, factor: t
 
 
 def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
-    require_small_convex_workload(workload, "egn")
+    require_small_convex_workload(workload, "egn", UnsupportedWorkloadError)
     if hyperparameters.damping <= 0:
         raise ValueError(f"damping={hyperparameters.damping}; it must be > 0")
     return {"step_hint": workload.step_hint}

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 class EntropySGD(torch.optim.Optimizer):

@@ -15,8 +15,8 @@ the paper. Per step, with lr the scheduled learning rate:
 
 import torch
 
-from harness import schedules
-from harness.directions import adam_direction
+from optimlib import schedules
+from optimlib.adam import adam_direction
 
 INACTIVE_RULES = ("sign_sgd", "sgd", "no")
 
@@ -76,10 +76,6 @@ class Frugal(torch.optim.Optimizer):
     def adamw(self, p, target, grad, group):
         """Adam's step on `target` (the parameter or its state-full columns), state kept under p."""
         target.sub_(adam_direction(grad, self.state[p], group["betas"], group["eps"]), alpha=group["lr"])
-
-def state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes held in the optimizer's per-parameter tensors (its memory overhead over the model)."""
-    return sum(v.nbytes for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v))
 
 
 def create_optimizer(params, hyperparameters, workload):

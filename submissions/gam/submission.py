@@ -14,7 +14,7 @@ then SGD with momentum and weight decay at w along u. Norms run over all paramet
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 TINY = 1e-12  # guards the normalisations, as the authors' perturb_eps
 

@@ -9,13 +9,13 @@ convex logistic-regression suite.
 gamma is the local gradient-normalized smoothness estimate, carried across steps. H_k may be an
 approximate Hessian: here the exact Hessian refreshed every `hessian_period` steps (1 = exact every
 step; a stale Hessian is the paper's lazy approximation). Full batch, logreg family only (see
-lazy_newton, whose Hessian helper it shares).
+lazy_newton; the Hessian helpers are optimlib/hessian.py's, shared with it).
 """
 
 import torch
 
-from submissions.lazy_newton.submission import (FULL_BATCH, add_flat_, gradient_and_hessian,
-                                                require_small_convex_workload)
+from harness.spec import UnsupportedWorkloadError
+from optimlib.hessian import FULL_BATCH, LazyHessian, add_flat_, gradient_and_hessian, require_small_convex_workload
 
 MAX_SEARCH = 40
 
@@ -30,19 +30,16 @@ class GradientNormalizedNewton(torch.optim.Optimizer):
             raise ValueError(f"invalid settings: gamma_0={gamma_0} (> 0) gamma_min={gamma_min} (> 0) "
                              f"hessian_period={hessian_period} (>= 1)")
         super().__init__(params, {"lr": 1.0})  # lr unused: the adaptive search sets the step
-        self.gamma, self.gamma_min, self.hessian_period = gamma_0, gamma_min, int(hessian_period)
-        self.steps = 0
+        self.gamma, self.gamma_min = gamma_0, gamma_min
+        self.lazy_hessian = LazyHessian(hessian_period)
         self.hessian = None
 
     @torch.no_grad()
     def step(self, closure):
         params = [p for group in self.param_groups for p in group["params"]]
-        refresh = self.steps % self.hessian_period == 0
-        with torch.enable_grad():
-            loss, g, hessian = gradient_and_hessian(closure, params, with_hessian=refresh)
-        if refresh:
+        loss, g, hessian = self.lazy_hessian.evaluate(closure, params)
+        if hessian is not None:
             self.hessian = hessian
-        self.steps += 1
         grad_norm = float(g.norm())
         identity = torch.eye(len(g), dtype=g.dtype)
         for _ in range(MAX_SEARCH):
@@ -60,6 +57,6 @@ class GradientNormalizedNewton(torch.optim.Optimizer):
 
 
 def create_optimizer(params, hyperparameters, workload):
-    require_small_convex_workload(workload, "gradnorm_newton")
+    require_small_convex_workload(workload, "gradnorm_newton", UnsupportedWorkloadError)
     return GradientNormalizedNewton(params.parameters(), gamma_0=hyperparameters.gamma_0,
                                     hessian_period=hyperparameters.hessian_period)

@@ -8,32 +8,24 @@ velocity), so a decay step does not rescale the momentum already built up, unlik
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.per_parameter import PerParameterOptimizer
 
 
-class HeavyBall(torch.optim.Optimizer):
+class HeavyBall(PerParameterOptimizer):
     def __init__(self, params, lr: float, beta: float, weight_decay: float = 0.0):
         if lr <= 0 or not 0.0 <= beta < 1.0 or weight_decay < 0:
             raise ValueError(f"HeavyBall: need lr > 0, 0 <= beta < 1, weight_decay >= 0; got lr={lr}, "
                              f"beta={beta}, weight_decay={weight_decay}")
         super().__init__(params, {"lr": lr, "beta": beta, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad.add(p, alpha=group["weight_decay"])
-                state = self.state[p]
-                if not state:
-                    state["velocity"] = torch.zeros_like(p)  # w_t - w_{t-1}, zero at the start
-                velocity = state["velocity"]
-                velocity.mul_(group["beta"]).add_(grad, alpha=-group["lr"])
-                p.add_(velocity)
-        return loss
+    def update_parameter(self, p, grad, state, group):
+        grad = grad.add(p, alpha=group["weight_decay"])
+        if not state:
+            state["velocity"] = torch.zeros_like(p)  # w_t - w_{t-1}, zero at the start
+        velocity = state["velocity"]
+        velocity.mul_(group["beta"]).add_(grad, alpha=-group["lr"])
+        p.add_(velocity)
 
 
 def create_optimizer(params, hyperparameters, workload):

@@ -17,7 +17,7 @@ corrected), the metric uses sum(g^2 / (sqrt(v_hat) + eps)) and the step is m_hat
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 class InducedMetricSGD(torch.optim.Optimizer):

@@ -28,9 +28,9 @@ import math
 
 import torch
 
-from harness import schedules
-from harness.directions import adam_direction
-from submissions.muon.submission import MUON_NS_COEFFICIENTS, orthogonalize
+from optimlib import schedules
+from optimlib.adam import adam_direction
+from optimlib.newton_schulz import MUON_NS_COEFFICIENTS, orthogonalize
 
 GEOMETRIES = ("matrix", "embedding")
 

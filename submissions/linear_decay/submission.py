@@ -3,8 +3,15 @@ Learning Rate Scheduling by Refinement): lr_t = peak * (1 - t/T) after an option
 T = the workload's step_hint. The paper shows this is worst-case optimal for the last iterate and
 matches or beats cosine decay in practice."""
 
-from harness import schedules
-from submissions.adamw.submission import create_optimizer  # noqa: F401  (same AdamW, other schedule)
+import torch
+
+from optimlib import schedules
+from optimlib.hyperparameters import adam_settings
+
+
+def create_optimizer(params, hyperparameters, workload):
+    """The `adamw` baseline's AdamW; only the schedule differs."""
+    return torch.optim.AdamW(params.parameters(), **adam_settings(hyperparameters))
 
 
 def schedule(step, step_hint, hyperparameters):

@@ -12,7 +12,8 @@ f(x) + K*(lambda x) / lambda; for Lion that is f subject to ||x||_inf <= 1 / lam
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.per_parameter import PerParameterOptimizer
 
 
 def sign_direction(c: torch.Tensor) -> torch.Tensor:
@@ -26,7 +27,7 @@ def normalized_direction(c: torch.Tensor) -> torch.Tensor:
 KAPPA_DIRECTIONS = {"l1": sign_direction, "l2": normalized_direction}
 
 
-class LionK(torch.optim.Optimizer):
+class LionK(PerParameterOptimizer):
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, kappa="l1"):
         if kappa not in KAPPA_DIRECTIONS:
             raise ValueError(f"Lion kappa={kappa!r}; valid: {sorted(KAPPA_DIRECTIONS)}")
@@ -34,24 +35,14 @@ class LionK(torch.optim.Optimizer):
             raise ValueError(f"invalid Lion settings: lr={lr} betas={betas} weight_decay={weight_decay}")
         super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay, "kappa": kappa})
 
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            direction = KAPPA_DIRECTIONS[group["kappa"]]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["exp_avg"] = torch.zeros_like(p)
-                m = state["exp_avg"]
-                update = direction(m * beta1 + p.grad * (1.0 - beta1))
-                p.mul_(1.0 - group["lr"] * group["weight_decay"]).sub_(update, alpha=group["lr"])
-                m.mul_(beta2).add_(p.grad, alpha=1.0 - beta2)
-        return loss
+    def update_parameter(self, p, grad, state, group):
+        beta1, beta2 = group["betas"]
+        if not state:
+            state["exp_avg"] = torch.zeros_like(p)
+        m = state["exp_avg"]
+        update = KAPPA_DIRECTIONS[group["kappa"]](m * beta1 + grad * (1.0 - beta1))
+        p.mul_(1.0 - group["lr"] * group["weight_decay"]).sub_(update, alpha=group["lr"])
+        m.mul_(beta2).add_(grad, alpha=1.0 - beta2)
 
 
 def create_optimizer(params, hyperparameters, workload):

@@ -13,7 +13,7 @@ Memory: m copies of the flattened gradient, so m is kept small on large models.
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 class MFAC(torch.optim.Optimizer):

@@ -28,8 +28,8 @@ Conv2d layers are not preconditioned either (only nn.Linear hooks are installed)
 
 import torch
 
-from harness import schedules
-from harness.directions import adam_direction
+from optimlib import schedules
+from optimlib.adam import adam_direction
 
 BASE_OPTIMIZERS = ("sgd", "adam")
 

@@ -7,34 +7,24 @@ step size a (the learning rate), strong-convexity guess mu and damping gamma:
 with v_0 = x_0 and gamma_0 = gamma (per parameter, as in the official code).
 """
 
-import torch
+from optimlib import schedules
+from optimlib.per_parameter import PerParameterOptimizer
 
-from harness import schedules
 
-
-class NAGGS(torch.optim.Optimizer):
+class NAGGS(PerParameterOptimizer):
     def __init__(self, params, lr: float, mu: float = 1.0, gamma: float = 1.0):
         if lr <= 0 or mu <= 0 or gamma <= 0:
             raise ValueError(f"NAGGS: lr, mu and gamma must be positive; got lr={lr}, mu={mu}, gamma={gamma}")
         super().__init__(params, {"lr": lr, "mu": mu, "gamma": gamma})
 
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            a, mu = group["lr"], group["mu"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state.update(v=p.detach().clone(), gamma=group["gamma"])
-                gamma, v = state["gamma"], state["v"]
-                v.add_(p * mu - p.grad, alpha=a / gamma).div_(1 + a * mu / gamma)
-                state["gamma"] = (a * mu + gamma) / (1 + a)
-                p.add_(v, alpha=a).div_(1 + a)
-        return loss
+    def update_parameter(self, p, grad, state, group):
+        a, mu = group["lr"], group["mu"]
+        if not state:
+            state.update(v=p.detach().clone(), gamma=group["gamma"])
+        gamma, v = state["gamma"], state["v"]
+        v.add_(p * mu - grad, alpha=a / gamma).div_(1 + a * mu / gamma)
+        state["gamma"] = (a * mu + gamma) / (1 + a)
+        p.add_(v, alpha=a).div_(1 + a)
 
 
 def create_optimizer(params, hyperparameters, workload):

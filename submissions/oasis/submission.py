@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 class OASIS(torch.optim.Optimizer):

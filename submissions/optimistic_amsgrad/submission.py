@@ -17,41 +17,33 @@ holds w_t (where gradients are taken); w_{t+1/2} is optimizer state.
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.per_parameter import PerParameterOptimizer
 
 
-class OptimisticAMSGrad(torch.optim.Optimizer):
+class OptimisticAMSGrad(PerParameterOptimizer):
     def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
         if lr < 0 or eps <= 0 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"invalid Optimistic-AMSGrad settings: lr={lr} betas={betas} eps={eps} (eps must be > 0)")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["half_iterate"] = p.clone()
-                    state["momentum"] = torch.zeros_like(p)
-                    state["second_moment"] = torch.zeros_like(p)
-                    state["max_second_moment"] = torch.full_like(p, group["eps"])
-                    state["guess"] = torch.zeros_like(p)
-                g, theta, guess = p.grad, state["momentum"], state["guess"]
-                theta.mul_(b1).add_(g, alpha=1.0 - b1)
-                state["second_moment"].mul_(b2).addcmul_(g - guess, g - guess, value=1.0 - b2)
-                torch.maximum(state["max_second_moment"], state["second_moment"], out=state["max_second_moment"])
-                denom = state["max_second_moment"].sqrt()
-                state["half_iterate"].addcdiv_(theta, denom, value=-group["lr"])
-                guess.copy_(g)
-                optimistic_step = theta * b1 + guess * (1.0 - b1)
-                p.copy_(state["half_iterate"]).addcdiv_(optimistic_step, denom, value=-group["lr"])
-        return loss
+    def update_parameter(self, p, grad, state, group):
+        b1, b2 = group["betas"]
+        if not state:
+            state["half_iterate"] = p.clone()
+            state["momentum"] = torch.zeros_like(p)
+            state["second_moment"] = torch.zeros_like(p)
+            state["max_second_moment"] = torch.full_like(p, group["eps"])
+            state["guess"] = torch.zeros_like(p)
+        g, theta, guess = grad, state["momentum"], state["guess"]
+        theta.mul_(b1).add_(g, alpha=1.0 - b1)
+        state["second_moment"].mul_(b2).addcmul_(g - guess, g - guess, value=1.0 - b2)
+        torch.maximum(state["max_second_moment"], state["second_moment"], out=state["max_second_moment"])
+        denom = state["max_second_moment"].sqrt()
+        state["half_iterate"].addcdiv_(theta, denom, value=-group["lr"])
+        guess.copy_(g)
+        optimistic_step = theta * b1 + guess * (1.0 - b1)
+        p.copy_(state["half_iterate"]).addcdiv_(optimistic_step, denom, value=-group["lr"])
 
 
 def create_optimizer(params, hyperparameters, workload):

@@ -19,7 +19,9 @@ offered here: changing the loss would change the problem every submission is sco
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.gradient_transform import GradientTransformOptimizer
+from optimlib.hyperparameters import adam_settings, sgd_momentum_settings
 
 BASES = ("adamw", "sgd")
 EPS = 1e-30
@@ -34,38 +36,19 @@ def orthogonalize_(p: torch.Tensor) -> None:
     p.grad.copy_((g_perp * (g.norm() / (g_perp.norm() + EPS))).view_as(p.grad))
 
 
-class OrthoGrad(torch.optim.Optimizer):
+class OrthoGrad(GradientTransformOptimizer):
     """Orthogonalizes the gradients, then steps a base optimizer built on the same parameters."""
 
     def __init__(self, params, base: str, **base_settings):
         if base not in BASES:
             raise ValueError(f"base={base!r}; valid: {list(BASES)}")
-        params = list(params)
         base_class = torch.optim.AdamW if base == "adamw" else torch.optim.SGD
-        self.base = base_class(params, **base_settings)
-        super().__init__(params, {})
-        self.param_groups = self.base.param_groups  # the harness's schedule sets the base's lr
-        self.state = self.base.state
-
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    orthogonalize_(p)
-        self.base.step()
-        return loss
+        super().__init__(base_class(list(params), **base_settings), orthogonalize_)
 
 
 def create_optimizer(params, hyperparameters, workload):
-    if hyperparameters.base == "adamw":
-        settings = {"betas": (1.0 - hyperparameters.one_minus_beta1, hyperparameters.beta2),
-                    "eps": hyperparameters.epsilon, "weight_decay": hyperparameters.weight_decay}
-    else:
-        settings = {"momentum": 1.0 - hyperparameters.one_minus_beta1, "weight_decay": hyperparameters.weight_decay}
-    return OrthoGrad(params.parameters(), hyperparameters.base, lr=hyperparameters.learning_rate, **settings)
+    settings = (adam_settings if hyperparameters.base == "adamw" else sgd_momentum_settings)(hyperparameters)
+    return OrthoGrad(params.parameters(), hyperparameters.base, **settings)
 
 
 def schedule(step, step_hint, hyperparameters):

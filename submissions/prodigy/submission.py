@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 class Prodigy(torch.optim.Optimizer):

@@ -11,12 +11,13 @@ seeded with the trial's seed, so a run (and the reference test) can regenerate t
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.per_parameter import PerParameterOptimizer
 
 SCALINGS = ("exponential", "none")
 
 
-class RandomScaledSGDM(torch.optim.Optimizer):
+class RandomScaledSGDM(PerParameterOptimizer):
     def __init__(self, params, lr, beta=0.9, weight_decay=0.0, scaling="exponential", seed=0):
         if scaling not in SCALINGS:
             raise ValueError(f"scaling={scaling!r}; valid: {list(SCALINGS)}")
@@ -31,19 +32,16 @@ class RandomScaledSGDM(torch.optim.Optimizer):
             return 1.0
         return float(torch.empty((), dtype=torch.float64).exponential_(1.0, generator=self.generator))
 
-    @torch.no_grad()
     def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        scale = self.draw_scale()  # one scalar for the whole model, as in the paper
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                momentum = self.state[p].setdefault("momentum", torch.zeros_like(p))
-                momentum.mul_(group["beta"]).add_(p.grad, alpha=1.0 - group["beta"])
-                p.add_(momentum + group["weight_decay"] * p, alpha=-scale * group["lr"])
-        return loss
+        # one scalar for the whole model, as in the paper; its generator is the optimizer's own, so
+        # drawing it before the closure runs changes no draw
+        self.scale = self.draw_scale()
+        return super().step(closure)
+
+    def update_parameter(self, p, grad, state, group):
+        momentum = state.setdefault("momentum", torch.zeros_like(p))
+        momentum.mul_(group["beta"]).add_(grad, alpha=1.0 - group["beta"])
+        p.add_(momentum + group["weight_decay"] * p, alpha=-self.scale * group["lr"])
 
 
 def create_optimizer(params, hyperparameters, workload):

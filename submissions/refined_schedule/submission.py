@@ -20,7 +20,7 @@ import numpy as np
 import scipy.ndimage
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 def refine(gradient_norms, length: int, filter_size: int) -> np.ndarray:

@@ -9,7 +9,7 @@ The base optimizer is SGD with heavy-ball momentum (the paper's choice) or AdamW
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 BASE_OPTIMIZERS = {
     "sgd_momentum": lambda params, hp: torch.optim.SGD(params, lr=hp.learning_rate, momentum=1.0 - hp.one_minus_beta1,

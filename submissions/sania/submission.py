@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 PRECONDITIONERS = ("adagrad", "adam", "identity")
 

@@ -1,4 +1,16 @@
-"""SGD with Nesterov momentum: the heavy-ball baseline's code with `nesterov` fixed to true
+"""SGD with Nesterov momentum: the heavy-ball baseline (`sgd_momentum`) with `nesterov` fixed to true
 (metadata.json), kept as its own leaderboard row as in AlgoPerf's baselines."""
 
-from submissions.sgd_momentum.submission import create_optimizer, schedule  # noqa: F401
+import torch
+
+from optimlib import schedules
+from optimlib.hyperparameters import sgd_momentum_settings
+
+
+def create_optimizer(params, hyperparameters, workload):
+    return torch.optim.SGD(params.parameters(), nesterov=bool(hyperparameters.nesterov),
+                           **sgd_momentum_settings(hyperparameters))
+
+
+def schedule(step, step_hint, hyperparameters):
+    return schedules.warmup_cosine(step, step_hint, hyperparameters.warmup_factor)

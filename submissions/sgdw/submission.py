@@ -10,32 +10,24 @@ follows the schedule but not alpha, which is what makes the best lambda independ
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.per_parameter import PerParameterOptimizer
 
 
-class SGDW(torch.optim.Optimizer):
+class SGDW(PerParameterOptimizer):
     def __init__(self, params, lr=0.1, momentum=0.9, weight_decay=0.0):
         if lr <= 0 or not 0.0 <= momentum < 1.0 or weight_decay < 0:
             raise ValueError(f"invalid SGDW settings: lr={lr} momentum={momentum} weight_decay={weight_decay}")
         # initial_lr: the harness rescales `lr` each step; eta_t = lr / initial_lr recovers the multiplier.
         super().__init__(params, {"lr": lr, "initial_lr": lr, "momentum": momentum, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            multiplier = group["lr"] / group["initial_lr"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                buffer = state["momentum_buffer"]
-                buffer.mul_(group["momentum"]).add_(p.grad, alpha=group["lr"])
-                p.mul_(1.0 - multiplier * group["weight_decay"]).sub_(buffer)
-        return loss
+    def update_parameter(self, p, grad, state, group):
+        multiplier = group["lr"] / group["initial_lr"]
+        if not state:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        buffer = state["momentum_buffer"]
+        buffer.mul_(group["momentum"]).add_(grad, alpha=group["lr"])
+        p.mul_(1.0 - multiplier * group["weight_decay"]).sub_(buffer)
 
 
 def create_optimizer(params, hyperparameters, workload):

@@ -18,7 +18,7 @@ The optional learning-rate auto-schedule of the official code is not included (i
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 MIN_GRAD_NORM = 1e-8
 

@@ -17,7 +17,7 @@ paper's GPT-2 runs.
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 ESTIMATORS = ("gnb", "hutchinson")
 

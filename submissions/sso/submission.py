@@ -21,7 +21,7 @@ for the inner step size is not included; lr follows timetrial's schedule.
 import torch
 
 from algoperf import spec
-from harness import schedules
+from optimlib import schedules
 
 
 def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):

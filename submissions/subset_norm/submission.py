@@ -18,7 +18,8 @@ import math
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
+from optimlib.per_parameter import PerParameterOptimizer
 
 
 def subset_view(tensor: torch.Tensor) -> torch.Tensor:
@@ -35,43 +36,29 @@ def subset_sum_of_squares(grad: torch.Tensor) -> torch.Tensor:
     return matrix.square().sum(dim=smaller_dim, keepdim=True)
 
 
-class AdamSN(torch.optim.Optimizer):
+class AdamSN(PerParameterOptimizer):
     def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"invalid AdamSN settings: lr={lr} betas={betas} eps={eps} weight_decay={weight_decay}")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                second_moment_update = subset_sum_of_squares(p.grad)
-                if not state:
-                    state["step"] = 0
-                    state["subset_second_moment"] = torch.zeros_like(second_moment_update)
-                    if beta1 > 0:
-                        state["momentum"] = torch.zeros_like(p)
-                state["step"] += 1
-                v = state["subset_second_moment"].mul_(beta2).add_(second_moment_update, alpha=1.0 - beta2)
-                direction = p.grad
-                if beta1 > 0:
-                    direction = state["momentum"].mul_(beta1).add_(p.grad, alpha=1.0 - beta1)
-                step_size = group["lr"] * math.sqrt(1.0 - beta2 ** state["step"]) / (1.0 - beta1 ** state["step"])
-                p.mul_(1.0 - group["lr"] * group["weight_decay"])
-                update = subset_view(direction) / (v.sqrt() + group["eps"])
-                p.add_(update.reshape(p.shape), alpha=-step_size)
-        return loss
-
-
-def state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes held in the optimizer's per-parameter tensors (its memory overhead over the model)."""
-    return sum(v.nbytes for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v))
+    def update_parameter(self, p, grad, state, group):
+        beta1, beta2 = group["betas"]
+        second_moment_update = subset_sum_of_squares(grad)
+        if not state:
+            state["step"] = 0
+            state["subset_second_moment"] = torch.zeros_like(second_moment_update)
+            if beta1 > 0:
+                state["momentum"] = torch.zeros_like(p)
+        state["step"] += 1
+        v = state["subset_second_moment"].mul_(beta2).add_(second_moment_update, alpha=1.0 - beta2)
+        direction = grad
+        if beta1 > 0:
+            direction = state["momentum"].mul_(beta1).add_(grad, alpha=1.0 - beta1)
+        step_size = group["lr"] * math.sqrt(1.0 - beta2 ** state["step"]) / (1.0 - beta1 ** state["step"])
+        p.mul_(1.0 - group["lr"] * group["weight_decay"])
+        update = subset_view(direction) / (v.sqrt() + group["eps"])
+        p.add_(update.reshape(p.shape), alpha=-step_size)
 
 
 def create_optimizer(params, hyperparameters, workload):

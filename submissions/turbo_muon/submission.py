@@ -2,10 +2,11 @@
 Optimization with Pre-Conditioning"): Muon whose Newton-Schulz input is preconditioned by AOL
 row rescaling instead of Frobenius normalisation, which starts it closer to orthogonal and lets
 it drop one of the five iterations. Coefficients: the official code's last four quintic steps.
-The optimizer and `orthogonalize` live in submissions/muon.
+The optimizer is optimlib/muon.py's (shared with `muon`), `orthogonalize` optimlib/newton_schulz.py's.
 """
 
-from submissions.muon.submission import muon_from_hyperparameters, schedule  # noqa: F401
+from optimlib import schedules
+from optimlib.muon import muon_from_hyperparameters
 
 TURBO_NS_COEFFICIENTS = (
     (3.9505, -6.3029, 2.6377),
@@ -18,3 +19,9 @@ TURBO_NS_COEFFICIENTS = (
 def create_optimizer(params, hyperparameters, workload):
     return muon_from_hyperparameters(params, hyperparameters, coefficients=TURBO_NS_COEFFICIENTS,
                                      aol_preconditioning=True)
+
+
+def schedule(step, step_hint, hyperparameters):
+    """As `muon`: warm-up + cosine over step_hint_factor * step_hint."""
+    return schedules.warmup_cosine(step, round(hyperparameters.step_hint_factor * step_hint),
+                                   hyperparameters.warmup_factor)

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 BASE_OPTIMIZERS = {
     "sgd_momentum": lambda params, hp: torch.optim.SGD(params, lr=hp.learning_rate, momentum=1.0 - hp.one_minus_beta1,

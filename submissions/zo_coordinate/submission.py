@@ -16,7 +16,7 @@ implemented: each perturbed loss is a full forward pass.
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 class CoordinateZerothOrderSGD(torch.optim.Optimizer):

@@ -15,7 +15,7 @@ with the trial seed, so a run (and the reference test) is reproducible.
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 SEED_RANGE = 2**62
 

@@ -1,4 +1,4 @@
-"""DoG and L-DoG against the paper's equations (both share harness/dog.py)."""
+"""DoG and L-DoG against the paper's equations (both share optimlib/dog.py)."""
 
 import numpy as np
 import pytest

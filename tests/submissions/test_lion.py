@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 from submission_testing import LogisticProblem, run_submission
 
 HP = {"learning_rate": 0.05, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.5, "warmup_factor": 0.05}

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from harness.submission import load_submission
 from submission_testing import run_submission
@@ -71,3 +72,30 @@ def test_newton_schulz_orthogonalizes():
 
 def test_muon_reaches_logreg_target(reach_target):
     reach_target("logreg_breast_cancer", "muon", load_submission("muon").metadata["tuned_logreg"])
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (3, 2)])
+def test_conv_kernel_scale_follows_the_reference(kernel):
+    """A 4-D conv kernel (out, in, kh, kw) is orthogonalised as its out x (in*kh*kw) view and scaled by
+    sqrt(max(1, kh / kw)), the reference's factor (KellerJordan/Muon `muon_update` takes
+    grad.size(-2) / grad.size(-1) of the 4-D tensor), not by the view's sqrt(max(1, out / (in*kh*kw))).
+    Both kernels here have out > in*kh*kw, so the two factors differ."""
+    from optimlib.muon import Muon
+
+    out_channels, lr, mu, wd = 16, 0.1, 0.9, 0.01
+    conv = torch.nn.Conv2d(1, out_channels, kernel, bias=False).double()
+    rng = np.random.default_rng(5)
+    W0 = rng.standard_normal(conv.weight.shape)
+    G = rng.standard_normal(conv.weight.shape)
+    with torch.no_grad():
+        conv.weight.copy_(torch.as_tensor(W0))
+    optimizer = Muon(conv, lr=lr, momentum=mu, nesterov=True, weight_decay=wd)
+
+    def closure():
+        conv.weight.grad = torch.as_tensor(G.copy())
+        return torch.zeros(())
+
+    optimizer.step(closure)
+    O = newton_schulz_reference((G + mu * G).reshape(out_channels, -1), KELLER_QUINTIC).reshape(G.shape)
+    want = W0 * (1 - lr * wd) - lr * np.sqrt(max(1.0, kernel[0] / kernel[1])) * O
+    np.testing.assert_allclose(conv.weight.detach().numpy(), want, rtol=1e-10, atol=1e-12)

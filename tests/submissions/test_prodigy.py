@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 from submission_testing import LogisticProblem, run_submission
 
 HP = {"learning_rate": 1.0, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "d0": 1e-6, "warmup_factor": 0.1}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 from submission_testing import LogisticProblem, run_submission
 
 HP = {"learning_rate": 0.5, "one_minus_beta1": 0.1, "weight_decay": 0.05, "warmup_factor": 0.05}

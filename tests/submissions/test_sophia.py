@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 from submission_testing import LogisticProblem, run_submission
 from workloads.logreg.data import objective
 

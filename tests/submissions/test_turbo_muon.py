@@ -4,7 +4,7 @@ import torch
 
 from harness.submission import load_submission
 from submission_testing import run_submission
-from submissions.muon.submission import MUON_NS_COEFFICIENTS, orthogonalize
+from optimlib.newton_schulz import MUON_NS_COEFFICIENTS, orthogonalize
 from submissions.turbo_muon.submission import TURBO_NS_COEFFICIENTS
 from test_muon import MUON_HP, SHAPES, muon_reference, newton_schulz_reference
 

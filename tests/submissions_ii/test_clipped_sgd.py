@@ -6,7 +6,7 @@ import pytest
 import torch
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 
 METADATA = json.loads((Path(__file__).parents[2] / "submissions/clipped_sgd/metadata.json").read_text())
 

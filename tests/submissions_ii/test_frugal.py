@@ -6,8 +6,9 @@ import pytest
 import torch
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
-from submissions.frugal.submission import Frugal, state_bytes
+from optimlib.memory import state_bytes
+from optimlib.schedules import warmup_cosine
+from submissions.frugal.submission import Frugal
 
 TUNED = json.loads((Path(__file__).parents[2] / "submissions/frugal/metadata.json").read_text())["tuned_logreg"]
 

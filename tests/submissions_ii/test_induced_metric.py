@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 
 METADATA = json.loads((Path(__file__).parents[2] / "submissions/induced_metric/metadata.json").read_text())
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from submission_testing import LogisticProblem, step_submission
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 from harness.spec import Hyperparameters, LossType
 from harness.submission import load_submission
 

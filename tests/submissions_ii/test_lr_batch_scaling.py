@@ -5,7 +5,7 @@ import pytest
 import torch
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 from harness.spec import Hyperparameters
 from harness.submission import load_submission
 

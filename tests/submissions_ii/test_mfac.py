@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 
 TUNED = {'learning_rate': 0.001, 'damp': 0.0001}  # metadata tuned_logreg
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 
 METADATA = json.loads((Path(__file__).parents[2] / "submissions/orthograd/metadata.json").read_text())
 THETA0 = np.array([0.3, -0.2, 0.1, 0.5, -0.4, 0.2])  # non-zero weights, so the projection acts
@@ -69,3 +69,25 @@ def test_rejects_unknown_base():
 
     with pytest.raises(ValueError, match="base='lion'; valid"):
         OrthoGrad([torch.zeros(1)], "lion", lr=0.1)
+
+
+def test_resume_loads_the_base_optimizers_state():
+    """The checkpoint restores through load_state_dict: the base (AdamW) must get the state back and
+    the wrapper's groups, where the schedule sets lr, must stay the base's."""
+    from submissions.orthograd.submission import OrthoGrad
+
+    def make():
+        w = torch.nn.Parameter(torch.tensor([1.0, 2.0, -1.0]))
+        return w, OrthoGrad([w], "adamw", lr=0.1)
+
+    w, optimizer = make()
+
+    def closure():
+        w.grad = torch.tensor([0.5, 0.1, 0.3])
+        return torch.zeros(())
+
+    optimizer.step(closure)
+    w2, resumed = make()
+    resumed.load_state_dict(optimizer.state_dict())
+    assert resumed.param_groups is resumed.base.param_groups and resumed.state is resumed.base.state
+    torch.testing.assert_close(resumed.base.state[w2]["exp_avg"], optimizer.base.state[w]["exp_avg"])

@@ -3,7 +3,7 @@ import pytest
 import torch
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 
 TUNED = {}  # the defaults are the tuned point
 

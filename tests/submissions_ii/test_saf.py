@@ -6,7 +6,7 @@ import pytest
 import torch
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 from harness.spec import LossType
 
 METADATA = json.loads((Path(__file__).parents[2] / "submissions/saf/metadata.json").read_text())
@@ -98,3 +98,10 @@ def test_rejects_bad_hyperparameters(bad, match):
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("saf", "logreg_wine", METADATA["tuned_logreg"])
     assert record["status"] == "reached", record.get("error") or record["best_metric"]
+
+
+def test_a_diverging_run_is_recorded_diverged_by_the_runner(cpu_trial):
+    """The submission reads no loss on the host; the runner finds the non-finite logged loss at the next
+    evaluation and records the trial diverged."""
+    record = cpu_trial("saf", "logreg_wine", {"learning_rate": 1e38}, max_steps=30)
+    assert record["status"] == "diverged", record

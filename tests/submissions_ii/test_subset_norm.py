@@ -3,8 +3,9 @@ import pytest
 import torch
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
-from submissions.subset_norm.submission import AdamSN, state_bytes
+from optimlib.memory import state_bytes
+from optimlib.schedules import warmup_cosine
+from submissions.subset_norm.submission import AdamSN
 
 TUNED = {}  # the defaults are the tuned point
 
