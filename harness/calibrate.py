@@ -37,7 +37,7 @@ from harness.submission import load_submission
 BASELINES = ("adamw", "nadamw", "sgd_momentum")
 MIN_POINTS, MIN_RERUNS = 20, 5
 EVALS_PER_RUN = 20
-TUNE_TAG, RERUN_TAG = "calibrate-tune", "calibrate-rerun"
+TUNE_RULESET, RERUN_RULESET = "calibrate-tune", "calibrate-rerun"
 
 
 class CalibrationIncomplete(RuntimeError):
@@ -99,7 +99,7 @@ def tuning_specs(workload: str, preset: str, step_hint: int, baselines: Sequence
                  search_seed: int) -> list[TrialSpec]:
     common = dict(workload=workload, preset=preset, stop_at_target=False, max_steps=step_hint,
                   eval_period_steps=step_grid(step_hint), step_based=True)
-    return [TrialSpec(submission=name, hyperparameters=point, seed=0, tag=TUNE_TAG, **common)
+    return [TrialSpec(submission=name, hyperparameters=point, seed=0, ruleset=TUNE_RULESET, **common)
             for name in baselines for point in load_submission(name).search_space.sample(points, search_seed)]
 
 
@@ -155,7 +155,7 @@ def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]],
         raise RuntimeError(f"calibrate {workload} ({preset}): every tuning trial diverged")
     best = pick(finite, key=lambda line: line.best_metric)
     best_spec = next(spec for spec in tuning if spec.key() == best.key)
-    rerun_specs = [dataclasses.replace(best_spec, seed=seed, tag=RERUN_TAG) for seed in range(1, reruns + 1)]
+    rerun_specs = [dataclasses.replace(best_spec, seed=seed, ruleset=RERUN_RULESET) for seed in range(1, reruns + 1)]
     rerun_lines = run_missing(rerun_specs, "rerun")
     if any(line.best_metric is None or line.status == "diverged" for line in rerun_lines):
         raise RuntimeError(f"calibrate {workload} ({preset}): a rerun of the best point diverged; "

@@ -91,20 +91,19 @@ def _same_sequence_type(like: list | tuple, items: list) -> list | tuple:
     return type(like)(items)
 
 
-def rng_states(generator: np.random.Generator) -> dict[str, Any]:
-    """The state of every random generator a trial draws from."""
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-              "submission_rng": generator.bit_generator.state}
+def rng_states() -> dict[str, Any]:
+    """The state of every global random generator a trial draws from (the submission's `rng` values
+    derive from the seed and the step: harness/prng.py)."""
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
-def restore_rng_states(states: dict[str, Any], generator: np.random.Generator) -> None:
+def restore_rng_states(states: dict[str, Any]) -> None:
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
-    generator.bit_generator.state = states["submission_rng"]
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
 

@@ -102,7 +102,7 @@ def cmd_check_submission(positionals, cfg, hyperparameters) -> int:
     for warning in warnings:
         print(f"warning: {warning}")
     if submission is not None and not problems:
-        spec = trial_spec(cfg, cfg.workload, positionals[0], hyperparameters, tag="check")
+        spec = trial_spec(cfg, cfg.workload, positionals[0], hyperparameters, ruleset="check")
         # trained in its own framework: a JAX submission needs no framework=jax here
         spec = type(spec)(**{**spec.__dict__, "preset": "tiny", "max_steps": 5, "framework": submission.framework})
         with tempfile.TemporaryDirectory() as scratch:
@@ -148,7 +148,7 @@ def cmd_bench(positionals, cfg, hyperparameters) -> int:
     timetrial bench [preset=cpu] [suite=all] [bench.submissions=[adamw,nadamw]] [launcher=local]
     """
     workloads = sweep.suite(cfg.suite, cfg.preset, cfg.data_dir, cfg.suites)
-    template = trial_spec(cfg, workloads[0], cfg.bench.submissions[0], hyperparameters, tag=compare.REFERENCE_TAG)
+    template = trial_spec(cfg, workloads[0], cfg.bench.submissions[0], hyperparameters, **compare.REFERENCE_PLACEMENT)
     specs = compare.reference_specs(template, workloads, list(cfg.bench.submissions))
     workers = (cfg.launcher.get("max_workers") or os.cpu_count() or 1) if cfg.launcher.name == "local" else 1
     bound = sweep.upper_bound_s(specs, cfg)
@@ -207,7 +207,7 @@ def cmd_submit(positionals, cfg, hyperparameters) -> int:
     specs = tune_specs(cfg, workloads, positionals[0], hyperparameters)
     rerun = cfg.submit.baselines == "rerun"
     if rerun:
-        template = trial_spec(cfg, workloads[0], compare.BASELINES[0], {}, tag=compare.REFERENCE_TAG)
+        template = trial_spec(cfg, workloads[0], compare.BASELINES[0], {}, **compare.REFERENCE_PLACEMENT)
         specs += compare.reference_specs(template, workloads)
     print(f"{cfg.tuning} tuning: {len(specs)} trials on {len(workloads)} workloads, preset {cfg.preset}"
           + (" (the tuned baselines re-timed here included)" if rerun else "")

@@ -22,7 +22,8 @@ from harness.results import load_results
 from harness.runner import TIMING_VERSION, TrialSpec
 
 BASELINES = ("nadamw", "adamw", "sgd_momentum")
-REFERENCE_TAG = "tuned/study1"
+#: the tuned baselines' reference rows: external-tuning style, one study
+REFERENCE_PLACEMENT = {"ruleset": "tuned", "study": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Comparison:
 def reference_specs(template: TrialSpec, workloads: list[str], submissions=BASELINES) -> list[TrialSpec]:
     """The tuned baselines on `workloads`, one seed each (the template's seed + 1, as study 1), at their
     tuned points (the template's hyperparameters on top; defaults where no point is committed yet)."""
-    return [dataclasses.replace(template, workload=workload, submission=name, tag=REFERENCE_TAG, seed=template.seed + 1,
+    return [dataclasses.replace(template, workload=workload, submission=name, **REFERENCE_PLACEMENT, seed=template.seed + 1,
                                 hyperparameters={**(targets.tuned_point(workload, template.preset, name) or {}),
                                                  **template.hyperparameters})
             for name in submissions for workload in workloads]
@@ -43,7 +44,8 @@ def reference_specs(template: TrialSpec, workloads: list[str], submissions=BASEL
 
 def has_reference_rows(results_dir: Path, preset: str) -> bool:
     """Whether `results_dir` holds tuned-baseline trials of `preset` (a `make run` on this machine)."""
-    return any(results_dir.glob(f"trials/*/*/{preset}/{REFERENCE_TAG}-seed*/result.json"))
+    prefix = TrialSpec("", "", **REFERENCE_PLACEMENT).tag
+    return any(results_dir.glob(f"trials/*/*/{preset}/{prefix}-seed*/result.json"))
 
 
 def read_trials(root: Path) -> pd.DataFrame:
@@ -66,7 +68,7 @@ def compare(label: str, ruleset: str, preset: str, workloads: list[str], results
 
     own = pick(mine, lambda f: (f["submission"] == label) & (f["ruleset"] == ruleset))
     reference_source = mine if baselines_rerun else published
-    reference = pick(reference_source, lambda f: f["tag"] == REFERENCE_TAG).assign(ruleset=ruleset)
+    reference = pick(reference_source, lambda f: f["ruleset"] == REFERENCE_PLACEMENT["ruleset"]).assign(ruleset=ruleset)
     others = pick(published, lambda f: (f["ruleset"] == ruleset) & (f["submission"] != label))
     frame = pd.concat([part for part in (own, reference, others) if not part.empty], ignore_index=True)
     if own.empty:

@@ -70,10 +70,12 @@ def trial_options(cfg: DictConfig) -> dict[str, Any]:
             "checkpoint_every_evals": cfg.checkpoint_every_evals}
 
 
-def trial_spec(cfg: DictConfig, workload: str, submission: str, hyperparameters: dict[str, Any], tag: str = "run"):
+def trial_spec(cfg: DictConfig, workload: str, submission: str, hyperparameters: dict[str, Any], ruleset: str = "run",
+               study: int | None = None):
     """The trial of cfg's settings; hp.NAME=VALUE names are checked and typed by the submission first."""
     return TrialSpec(workload=workload, submission=submission, preset=cfg.preset, seed=cfg.seed,
-                     hyperparameters=load_submission(submission).checked_hyperparameters(hyperparameters), framework=cfg.framework, tag=tag,
+                     hyperparameters=load_submission(submission).checked_hyperparameters(hyperparameters),
+                     framework=cfg.framework, ruleset=ruleset, study=study,
                      budget_multiplier=cfg.budget_multiplier, stop_at_target=cfg.stop_at_target,
                      max_steps=cfg.max_steps, eval_period_s=cfg.eval_period_s,
                      eval_period_steps=cfg.eval_period_steps)

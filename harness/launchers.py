@@ -155,7 +155,7 @@ def run_local_processes(specs: Sequence[TrialSpec], launcher: Mapping[str, Any],
 
 def count_outcome(bar, spec: TrialSpec, results_dir: Path) -> None:
     """One more finished trial on the bar, its status counted in the postfix (diverged and failed show)."""
-    record = results.read_result(spec.trial_dir(results_dir)) or {"status": "failed"}
+    record = results.read_result(spec.trial_dir(results_dir)) or {"status": results.TrialStatus.FAILED}
     counts = getattr(bar, "status_counts", {})
     counts[record["status"]] = counts.get(record["status"], 0) + 1
     bar.status_counts = counts
@@ -181,7 +181,7 @@ def outcome(spec: TrialSpec, job: submitit.Job, results_dir: Path) -> dict[str, 
         return record
     state = job.state
     return {"workload": spec.workload, "submission": spec.submission_label(), "seed": spec.seed,
-            "tag": spec.tag, "trial_key": spec.key(), "status": "failed", "job_id": job.job_id,
+            "tag": spec.tag, "trial_key": spec.key(), "status": results.TrialStatus.FAILED, "job_id": job.job_id,
             "error": f"job {job.job_id} ended {state} without a result; log: {job.paths.stderr}\n"
                      f"{log_tail(job.paths.stderr)}"}
 
@@ -201,7 +201,7 @@ def launch_jobs(specs: Sequence[TrialSpec], launcher: Mapping[str, Any], results
             pairs = submit_jobs(specs, launcher, results_dir, options)
             if not launcher["wait"]:
                 return [{"workload": s.workload, "submission": s.submission_label(), "seed": s.seed,
-                         "tag": s.tag, "trial_key": s.key(), "status": "submitted", "job_id": j.job_id}
+                         "tag": s.tag, "trial_key": s.key(), "status": results.TrialStatus.SUBMITTED, "job_id": j.job_id}
                         for s, j in pairs]
             wait_for_jobs(pairs, launcher["poll_s"], bar, results_dir)
     jobs = {spec.key(): job for spec, job in pairs}  # local jobs finish in any order

@@ -17,7 +17,7 @@ import pandas as pd
 
 from harness import scoring
 from harness.results import load_results
-from harness.tuning import SELF_TUNING_BUDGET_MULTIPLIER, tag_fields
+from harness.tuning import SELF_TUNING_BUDGET_MULTIPLIER
 
 HARDWARE_KEY = "provenance.hardware.fingerprint"
 HARDWARE_LABEL = "provenance.hardware.label"
@@ -67,11 +67,8 @@ class Board:
 
 
 def with_study_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Adds `ruleset` and `study` from each trial's tag; trials outside a study grid (tags such as
-    'bench' or 'run') count each seed as a study."""
-    fields = [tag_fields(tag) for tag in frame["tag"]]
-    study = [f.study if f.study is not None else seed for f, seed in zip(fields, frame["seed"])]
-    return frame.assign(ruleset=[f.ruleset for f in fields], study=study)
+    """Trials outside a study grid (rulesets such as 'bench' or 'run') count each seed as a study."""
+    return frame.assign(study=frame["study"].fillna(frame["seed"]).astype(int))
 
 
 def build(results_dir: Path | str, preset: str = "cpu", ruleset: str | None = None,

@@ -36,7 +36,7 @@ from harness import registry, sweep
 from harness.config import load_config, trial_spec
 from harness.results import FINISHED, atomic_write_json, atomic_write_text
 from harness.submission import load_submission
-from harness.tuning import RULESETS, study_grid, tag_fields
+from harness.tuning import RULESETS, study_grid
 
 PAPERS_DIR = Path(__file__).resolve().parent.parent / "configs" / "reproduce"
 LEDGER_JSON = "claims.json"  # outcomes per paper; claims.md is rendered from it
@@ -263,7 +263,7 @@ def paper_specs(paper: Paper, cfg: DictConfig, hyperparameters: Mapping[str, Any
         submission = load_submission(entry.submission)
         for workload in paper.workloads:
             template = dataclasses.replace(
-                trial_spec(cfg, workload, entry.submission, {}, tag="reproduce"),
+                trial_spec(cfg, workload, entry.submission, {}, ruleset="reproduce"),
                 stop_at_target=paper.stop_at_target,
                 budget_multiplier=cfg.budget_multiplier * paper.budget_multiplier,
                 max_steps=cfg.max_steps or resolve_max_steps(paper.max_steps, workload, cfg))
@@ -285,7 +285,7 @@ def study_values(paper: Paper, records: Sequence[Mapping[str, Any]]) -> dict[tup
     for record in records:
         if record.get("status") not in (*FINISHED, "failed"):
             continue  # queued or running under a cluster launcher: not in the table yet
-        study = tag_fields(record["tag"]).study
+        study = record["study"]
         label = by_submission[record["submission"]].label
         for metric in paper.metrics:
             value = metric.value(record)

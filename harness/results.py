@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import math
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -16,7 +19,42 @@ import pandas as pd
 RESULT_FILE = "result.json"
 EVALS_FILE = "evals.jsonl"
 TRAIN_FILE = "train.jsonl"
-FINISHED = ("reached", "budget", "diverged", "unsupported")
+
+
+class TrialStatus(str, enum.Enum):
+    """A trial's `status` (a str, so records and frames compare it with plain strings)."""
+
+    REACHED = "reached"          # met the target within the budget
+    BUDGET = "budget"            # ran out of time (or steps) without meeting it
+    DIVERGED = "diverged"        # a NaN/inf loss
+    UNSUPPORTED = "unsupported"  # the submission declared the workload out of its scope
+    FAILED = "failed"            # crashed (the traceback is in the record); reruns
+    QUEUED = "queued"            # handed to a launcher, not started (sweep receipts)
+    SUBMITTED = "submitted"      # a cluster job that has not written its record yet
+
+
+FINISHED = (TrialStatus.REACHED, TrialStatus.BUDGET, TrialStatus.DIVERGED, TrialStatus.UNSUPPORTED)
+#: the fields that say where a trial belongs (harness.runner.TrialSpec); records before them had a tag only
+PLACEMENT_FIELDS = ("ruleset", "study", "trial")
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    ruleset: str
+    study: int | None
+    trial: int | None
+
+
+_LEGACY_TAG = re.compile(r"^(?P<ruleset>[^/]+)/study(?P<study>\d+)(?:/trial(?P<trial>\d+))?$")
+
+
+def legacy_placement(tag: str) -> Placement:
+    """The placement a record written before PLACEMENT_FIELDS meant by its tag ('external/study2/trial3',
+    'self/study1', 'bench'); only scripts/migrate_results.py reads tags."""
+    match = _LEGACY_TAG.match(tag)
+    if match is None:
+        return Placement(tag, None, None)
+    return Placement(match["ruleset"], int(match["study"]), int(match["trial"]) if match["trial"] else None)
 
 
 def _jsonable(value: Any) -> Any:
@@ -98,6 +136,9 @@ def load_results(results_dir: Path) -> pd.DataFrame:
         record = read_result(file.parent)
         if record is None:
             continue
+        if "ruleset" not in record:
+            raise ValueError(f"{file} has no ruleset/study/trial fields (written before timetrial recorded them); "
+                             f"run `python scripts/migrate_results.py {results_dir}` once")
         record["trial_dir"] = str(file.parent)
         records.append(record)
     if not records:

@@ -20,19 +20,22 @@ import tempfile
 import time
 import traceback
 import warnings
+from inspect import signature
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
-from harness import checkpoint, machine, registry, results
+from harness import checkpoint, machine, prng, registry, results
 from harness.contention import CpuMeter, assess
 from harness.loggers import NullLogger
 from harness.presets import apply_threads, preset_policy
 from harness.provenance import hardware, provenance
-from harness.spec import (FrameworkUnavailableError, Hyperparameters, MetricsLogger, TrainingCompleteError,
-                          UnsupportedWorkloadError, Workload)
+from harness.spec import (TRIAL_DEVICE_ENV, FrameworkUnavailableError, Hyperparameters, MetricsLogger,
+                          TrainingCompleteError, UnsupportedWorkloadError, Workload)
+from harness.results import TrialStatus
 from harness.submission import Submission, load_submission
 from harness.targets import tuned_point
 
@@ -51,7 +54,11 @@ class TrialSpec:
     seed: int = 0
     hyperparameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     framework: str = "pytorch"
-    tag: str = "run"
+    #: where the trial belongs: a tuning ruleset ("external", "self"; "tuned" for the baselines' reference
+    #: rows) with its study and trial numbers, or what ran it ("run", "bench", "calibrate-tune", ...)
+    ruleset: str = "run"
+    study: int | None = None
+    trial: int | None = None
     budget_multiplier: float = 1.0
     stop_at_target: bool = True
     max_steps: int | None = None
@@ -65,11 +72,21 @@ class TrialSpec:
         if self.step_based and (self.max_steps is None or self.eval_period_steps is None):
             raise ValueError("a step-based trial needs max_steps and eval_period_steps")
 
+    @property
+    def tag(self) -> str:
+        """The placement as one name ('external/study2/trial3', 'self/study1', 'run'): the trial folder's prefix."""
+        parts = [self.ruleset] + ([f"study{self.study}"] if self.study is not None else []) \
+            + ([f"trial{self.trial}"] if self.trial is not None else [])
+        return "/".join(parts)
+
     def key(self) -> str:
         fields = dataclasses.asdict(self)
         fields["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
         if not self.step_based:
             del fields["step_based"]  # keeps the keys of trials recorded before the field existed
+        for name in ("ruleset", "study", "trial"):  # hashed as the tag they once were: keys stay the same
+            del fields[name]
+        fields["tag"] = self.tag
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     def submission_label(self) -> str:
@@ -100,6 +117,9 @@ class SubmissionWorkloadView:
         "name", "family", "algoperf_name", "preset", "device", "loss_type", "step_hint",
         "max_allowed_runtime_sec", "eval_period_time_sec", "param_shapes", "model_params_types",
         "model_fn", "loss_fn", "metrics_logger", "init_model_fn",
+        # AlgoPerf's spec.Workload attributes (its validation/test targets stay hidden)
+        "target_metric_name", "num_train_examples", "num_eval_train_examples", "num_validation_examples",
+        "num_test_examples", "eval_batch_size", "is_output_params",
     })
 
     def __init__(self, workload: Workload) -> None:
@@ -124,6 +144,18 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def algoperf_eval_result(metrics: Mapping[str, float], workload: Workload, submission_time_s: float,
+                         eval_time_s: float, total_duration_s: float) -> dict[str, float]:
+    """One evaluation as AlgoPerf's `eval_results` entries carry it: `train/loss`, `validation/accuracy`, ...
+    (timetrial's `<split>_<metric>` keys), the validation size, and the clock's totals."""
+    result = {key.replace("_", "/", 1): value for key, value in metrics.items()}
+    result["validation/num_examples"] = workload.num_validation_examples
+    result.update(score=submission_time_s, total_duration=total_duration_s,
+                  accumulated_submission_time=submission_time_s, accumulated_eval_time=eval_time_s,
+                  accumulated_logging_time=0.0)
+    return result
 
 
 def resolve_batch_size(submission: Submission, workload: Workload) -> int:
@@ -188,11 +220,13 @@ def run_trial(
     trial_dir.mkdir(parents=True, exist_ok=True)
     logger = logger or NullLogger()
     torch_device = resolve_device(device)
+    os.environ[TRIAL_DEVICE_ENV] = str(torch_device)
     threads_before = torch.get_num_threads()
     record: dict[str, Any] = {
         "workload": spec.workload, "submission": spec.submission_label(), "submission_ref": spec.submission,
         "framework": spec.framework, "preset": spec.preset, "seed": spec.seed, "tag": spec.tag,
-        "trial_key": spec.key(), "spec": dataclasses.asdict(spec), "status": "failed",
+        "ruleset": spec.ruleset, "study": spec.study, "trial": spec.trial,
+        "trial_key": spec.key(), "spec": dataclasses.asdict(spec), "status": TrialStatus.FAILED,
         "timing_version": TIMING_VERSION,
         "reached_target": False, "time_to_target_s": None, "steps_to_target": None,
     }
@@ -217,15 +251,17 @@ def run_trial(
             raise UnsupportedWorkloadError(reason)
         logger.start(f"{spec.workload}/{record['submission']}/{trial_dir.name}",
                      {"hyperparameters": hyperparameters, "spec": record["spec"], "provenance": record["provenance"]})
-        record.update(_train(spec, submission, workload, Hyperparameters(hyperparameters), trial_dir,
+        # AlgoPerf hands a submission without hyperparameters (self-tuning) None
+        passed = None if not hyperparameters and submission.api == "algoperf" else Hyperparameters(hyperparameters)
+        record.update(_train(spec, submission, workload, passed, trial_dir,
                              Clock(workload.synchronize, clock_fn), logger, progress, checkpoint_every_evals))
         step_time = record.get("reference_step_time_s")
         if step_time and record["time_to_target_s"] is not None:
             record["time_to_target_reference_steps"] = record["time_to_target_s"] / step_time
     except UnsupportedWorkloadError as err:
-        record.update(status="unsupported", error=str(err))
+        record.update(status=TrialStatus.UNSUPPORTED, error=str(err))
     except Exception as err:  # noqa: BLE001  (one trial's crash must never take down a sweep)
-        record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+        record.update(status=TrialStatus.FAILED, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
     finally:
         torch.set_num_threads(threads_before)
     record["wall_time_s"] = time.time() - started
@@ -304,7 +340,7 @@ def reference_step_time(workload: Workload, data_dir: str | None, device: torch.
     steps = machine.MEASURED_STEPS
     for _ in range(2):  # a first short run tells how many steps fill MIN_MEASURED_S
         spec = TrialSpec(workload=workload.name, submission=machine.REFERENCE_SUBMISSION, preset=workload.preset,
-                         hyperparameters=point, tag="speed", stop_at_target=False,
+                         hyperparameters=point, ruleset="speed", stop_at_target=False,
                          max_steps=machine.WARMUP_STEPS + steps, eval_period_steps=10**9, step_based=True)
         with tempfile.TemporaryDirectory(prefix="timetrial-speed-") as scratch:
             record = run_trial(spec, scratch, data_dir=data_dir, device=str(device), clock_fn=clock_fn)
@@ -356,7 +392,7 @@ class TrainState:
     machine_busy_s: float | None = 0.0     # every core's busy time over the same phases
 
 
-def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperparameters: Hyperparameters,
+def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperparameters: Hyperparameters | None,
            trial_dir: Path, clock: Clock, logger, progress: bool, checkpoint_every_evals: int = 0) -> dict[str, Any]:
     seed_everything(spec.seed)
     workload.prepare_data()
@@ -365,16 +401,17 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
     workload.metrics_logger = MetricsLogger()
     view = SubmissionWorkloadView(workload)
     params_types = workload.model_params_types
-    rng = np.random.default_rng(spec.seed)
-    optimizer_state = submission.init_optimizer_state(view, model, model_state, hyperparameters, rng)
+    seeds = prng.TrialSeeds(spec.seed, workload.framework)
+    optimizer_state = submission.init_optimizer_state(view, model, model_state, hyperparameters, seeds.optimizer_init)
+    passes_train_state = "train_state" in signature(submission.update_params).parameters
     batch_size = resolve_batch_size(submission, workload)
     budget = workload.size.max_runtime_s * spec.budget_multiplier
     # a step-based trial evaluates on its step grid only, so its evals fall on the same steps on any machine
     eval_period_s = math.inf if spec.step_based else spec.eval_period_s or workload.size.eval_period_s
     eval_period_steps = spec.eval_period_steps or workload.size.eval_period_steps
     state = TrainState()
-    eval_results: list[tuple[int, dict[str, float]]] = []
-    status = "budget"
+    eval_results: list[tuple[int, dict[str, float]]] = []  # AlgoPerf's form: (step, algoperf_eval_result)
+    status = TrialStatus.BUDGET
     resumed_from_steps: list[int] = []
     saved = checkpoint.load(trial_dir)
     if saved is not None:
@@ -384,7 +421,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         state = TrainState(**saved["train_state"])
         eval_results, status = saved["eval_results"], saved["status"]
         resumed_from_steps = saved["resumed_from_steps"] + [state.step]
-        checkpoint.restore_rng_states(saved["rng"], rng)
+        checkpoint.restore_rng_states(saved["rng"])
         # Rows written after the checkpoint belong to the lost steps, which run again.
         for name, lines in saved["log_lines"].items():
             checkpoint.truncate_lines(trial_dir / name, lines)
@@ -408,7 +445,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
             "model": workload.params_state(model), "model_state": checkpoint.state_tree(model_state),
             "optimizer_state": checkpoint.state_tree(optimizer_state),
             "train_state": dataclasses.asdict(state), "eval_results": eval_results, "status": status,
-            "resumed_from_steps": resumed_from_steps, "rng": checkpoint.rng_states(rng),
+            "resumed_from_steps": resumed_from_steps, "rng": checkpoint.rng_states(),
             "log_lines": {name: len(results.read_jsonl(trial_dir / name))
                           for name in (results.EVALS_FILE, results.TRAIN_FILE)},
         })
@@ -421,7 +458,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
             meter.start()
             optimizer_state, model, model_state = submission.prepare_for_eval(
                 view, model, params_types, model_state, hyperparameters, workload.loss_type,
-                optimizer_state, eval_results, state.step, rng)
+                optimizer_state, eval_results, state.step, step_seeds.prepare_for_eval)
             state.submission_time_s += clock.now(model) - start
             meter.stop()
         eval_start = clock.now()
@@ -441,7 +478,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         results.append_jsonl(trial_dir / results.EVALS_FILE, [row])
         train_rows = workload.metrics_logger.take_rows()
         results.append_jsonl(trial_dir / results.TRAIN_FILE, train_rows)
-        eval_results.append((state.step, {k: v for k, v in metrics.items() if k.startswith("train")}))
+        eval_results.append((state.step, algoperf_eval_result(
+            metrics, workload, state.submission_time_s, state.eval_time_s, time.time() - started)))
         logger.log_eval(row)
         if bar is not None:
             bar.n = state.step if spec.step_based else min(round(state.submission_time_s, 1), bar.total)
@@ -450,26 +488,38 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
                             target=f"{workload.target_value:.4g}", **shared)
         if not all(math.isfinite(v) for k, v in metrics.items() if "loss" in k) \
                 or not all(math.isfinite(row.get("train_loss", 0.0)) for row in train_rows):
-            status = "diverged"
+            status = TrialStatus.DIVERGED
             return True
         if state.time_to_target_s is not None:
-            status = "reached"
+            status = TrialStatus.REACHED
             return spec.stop_at_target
         return False
 
+    def train_state() -> dict[str, Any]:
+        """AlgoPerf's `train_state`, for an `update_params` that takes it (read-only)."""
+        return {"validation_goal_reached": state.time_to_target_s is not None,
+                "test_goal_reached": True,  # AlgoPerf: met where a workload has no test split (none here has)
+                "is_time_remaining": state.submission_time_s < budget,
+                "last_eval_time": state.last_eval_submission_time_s, "training_complete": False,
+                "accumulated_submission_time": state.submission_time_s, "accumulated_eval_time": state.eval_time_s,
+                "accumulated_logging_time": 0.0, "last_step_end_time": last_step_end}
+
+    started = time.time()
     last_step_end = clock.now()
     meter.start()
     finished = False
     error = None
     try:
         while not finished:
+            step_seeds = seeds.at_step(state.step)  # ~5 us, counted as AlgoPerf counts its seed splits
+            extra = {"train_state": MappingProxyType(train_state())} if passes_train_state else {}
             batch = submission.data_selection(view, input_queue, optimizer_state, model, model_state,
-                                              hyperparameters, state.step, rng)
+                                              hyperparameters, state.step, step_seeds.data_selection)
             complete = False
             try:
                 optimizer_state, model, model_state = submission.update_params(
                     view, model, params_types, model_state, hyperparameters, batch, workload.loss_type,
-                    optimizer_state, eval_results, state.step, rng)
+                    optimizer_state, eval_results, state.step, step_seeds.update_params, **extra)
             except TrainingCompleteError:
                 complete = True
             state.step += 1
@@ -495,7 +545,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
                 meter.start()
             finished = finished or complete or out_of_budget
     except FloatingPointError as err:  # DivergedError, or a submission's own NaN check
-        status, error = "diverged", str(err)
+        status, error = TrialStatus.DIVERGED, str(err)
         results.append_jsonl(trial_dir / results.TRAIN_FILE, workload.metrics_logger.take_rows())
     except KeyboardInterrupt:
         resume = (f"it resumes from the checkpoint at step {checkpointed_at[-1]}" if checkpointed_at
@@ -505,8 +555,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
     finally:
         if bar is not None:
             bar.close()
-    if status == "budget" and state.time_to_target_s is not None:
-        status = "reached"
+    if status == TrialStatus.BUDGET and state.time_to_target_s is not None:
+        status = TrialStatus.REACHED
     outcome = {} if error is None else {"error": error}
     shared = contention()
     # the first steps allocate and warm caches; the median of the rest is the steady-state step

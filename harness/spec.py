@@ -13,6 +13,11 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 
+#: the environment variable naming the device a trial runs on: the runner sets it before it loads the
+#: submission, for `algoperf.pytorch_utils.pytorch_setup()`, which AlgoPerf submissions call on import
+TRIAL_DEVICE_ENV = "TIMETRIAL_DEVICE"
+
+
 class LossType(enum.Enum):
     SOFTMAX_CROSS_ENTROPY = 0
     SIGMOID_CROSS_ENTROPY = 1
@@ -44,6 +49,23 @@ class ParameterType(enum.Enum):
     ATTENTION_BIAS = 14
 
 
+class ShapeTuple:
+    """A parameter's shape as AlgoPerf hands it to submissions (`workload.param_shapes` values): a leaf that
+    pytree utilities do not descend into, with the shape in `.shape_tuple`."""
+
+    def __init__(self, shape_tuple: tuple[int, ...]):
+        self.shape_tuple = tuple(shape_tuple)
+
+    def __repr__(self) -> str:
+        return f"ShapeTuple({self.shape_tuple})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ShapeTuple) and self.shape_tuple == other.shape_tuple
+
+    def __hash__(self) -> int:
+        return hash(self.shape_tuple)
+
+
 class TrainingCompleteError(Exception):
     """A submission raises this from `update_params` to end training early."""
 
@@ -67,7 +89,8 @@ class Hyperparameters(Mapping[str, Any]):
             return self._values[name]
         except KeyError:
             raise AttributeError(
-                f"hyperparameter {name!r} is not set (set: {sorted(self._values) or 'none'})"
+                f"the submission read hyperparameter {name!r}, which its search space and defaults do not define "
+                f"(defined: {sorted(self._values) or 'none'})"
             ) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -136,6 +159,16 @@ class PresetSize:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class ExampleCounts:
+    """How many examples (rows of a batch: images, windows, click rows) each split holds, as AlgoPerf's
+    `num_train_examples`, `num_eval_train_examples` and `num_validation_examples` count them."""
+
+    train: int
+    eval_train: int
+    validation: int
+
+
 class Workload:
     """A fixed model + data + loss + validation target + budget (PyTorch implementation).
 
@@ -155,6 +188,8 @@ class Workload:
     frameworks: tuple[str, ...] = ("pytorch",)
     data_description: str = ""
     sizes: Mapping[str, PresetSize]
+    #: parameter-name prefixes of the output layer (AlgoPerf's `is_output_params`)
+    output_params_prefixes: tuple[str, ...] = ()
     #: bumped when the model or data code changes what a trial computes: target-setting trials and
     #: measured step times of an older version are then not reused (harness.runner.workload_definition)
     version: int = 1
@@ -195,10 +230,40 @@ class Workload:
         return self.size.eval_period_s
 
     @property
-    def param_shapes(self) -> dict[str, torch.Size]:
+    def target_metric_name(self) -> str:
+        """AlgoPerf's name of the target metric, without its split: `validation_accuracy` -> `accuracy`; the
+        eval results submissions see carry it as `validation/accuracy` (harness.runner.algoperf_eval_result)."""
+        return self.target_metric.split("_", 1)[1]
+
+    @property
+    def num_train_examples(self) -> int:
+        return self.example_counts().train
+
+    @property
+    def num_eval_train_examples(self) -> int:
+        return self.example_counts().eval_train
+
+    @property
+    def num_validation_examples(self) -> int:
+        return self.example_counts().validation
+
+    @property
+    def num_test_examples(self) -> None:
+        """No timetrial workload has a test split (AlgoPerf: None where a workload has none)."""
+        return None
+
+    @property
+    def eval_batch_size(self) -> int:
+        raise NotImplementedError
+
+    def is_output_params(self, param_key: str) -> bool:
+        return param_key.startswith(self.output_params_prefixes)
+
+    @property
+    def param_shapes(self) -> dict[str, ShapeTuple]:
         if self._param_shapes is None:
             raise RuntimeError("param_shapes is known only after init_model_fn")
-        return self._param_shapes
+        return {name: ShapeTuple(shape) for name, shape in self._param_shapes.items()}
 
     @property
     def model_params_types(self) -> dict[str, ParameterType]:
@@ -206,7 +271,7 @@ class Workload:
         from the parameter's name and shape (a model that is no torch module, e.g. a JAX pytree)."""
         if self._param_types is not None:
             return dict(self._param_types)
-        return {name: parameter_type(name, shape) for name, shape in self.param_shapes.items()}
+        return {name: parameter_type(name, shape.shape_tuple) for name, shape in self.param_shapes.items()}
 
     def record_parameter_types(self, model: Any) -> None:
         """Called by the runner after `init_model_fn`: types from what each parameter's module is."""
@@ -289,9 +354,14 @@ class Workload:
     #: what one counted unit of `split_sizes` is ("examples", "characters", "predicted tokens", ...)
     example_unit: str = "examples"
 
+    def example_counts(self) -> ExampleCounts:
+        """Examples per split (after prepare_data)."""
+        raise NotImplementedError
+
     def split_sizes(self) -> dict[str, int]:
         """{"train": n, "validation": m} in `example_unit`s; validation = what the metric averages over."""
-        raise NotImplementedError
+        counts = self.example_counts()
+        return {"train": counts.train, "validation": counts.validation}
 
     def trivial_scores(self) -> dict[str, float]:
         """The validation `target_metric` of trivial models (name -> score), computed from the data, so a
@@ -342,7 +412,7 @@ def module_parameter_types(model: torch.nn.Module) -> dict[str, ParameterType]:
     return types
 
 
-def parameter_type(name: str, shape: torch.Size) -> ParameterType:
+def parameter_type(name: str, shape: tuple[int, ...]) -> ParameterType:
     """AlgoPerf-style parameter kind from a parameter's name and shape."""
     lowered = name.lower()
     if "embed" in lowered or lowered.startswith("wte") or lowered.startswith("wpe"):

@@ -112,7 +112,7 @@ def source_hash(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-ALGOPERF_MODULES = ("spec", "pytorch_utils")
+ALGOPERF_MODULES = ("spec", "pytorch_utils", "random_utils", "param_utils")
 
 
 def _ensure_algoperf_importable() -> None:

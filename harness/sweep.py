@@ -106,7 +106,7 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
         job = launchers.job_record_path(results_dir, spec)
         if job.exists() and launchers.job_active(json.loads(job.read_text())):
             records[spec.key()] = {"workload": spec.workload, "submission": spec.submission_label(),
-                                   "trial_key": spec.key(), "status": "queued", "skipped": True}
+                                   "trial_key": spec.key(), "status": results.TrialStatus.QUEUED, "skipped": True}
             continue
         todo.append(spec)
     # Jobs resume from checkpoints themselves; `force` was applied above, not in the job.

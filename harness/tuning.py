@@ -13,8 +13,7 @@ so running the same grid again resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import re
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
 from harness.runner import TrialSpec
 from harness.search_space import SearchSpaceError, merged
@@ -22,26 +21,6 @@ from harness.submission import Submission
 
 RULESETS = ("external", "self")
 SELF_TUNING_BUDGET_MULTIPLIER = 1.5  # AlgoPerf: self-tuning submissions get 1.5 x the external budget
-
-_TAG = re.compile(r"^(?P<ruleset>[^/]+)/study(?P<study>\d+)(?:/trial(?P<trial>\d+))?$")
-
-
-class TagFields(NamedTuple):
-    """What a trial's tag says about where it sits in a study grid."""
-
-    ruleset: str
-    study: int | None
-    trial: int | None
-
-
-def tag_fields(tag: str) -> TagFields:
-    """'external/study2/trial3' -> (external, 2, 3); 'self/study1' -> (self, 1, None);
-    any other tag ('bench', 'run') is its own ruleset with no study."""
-    match = _TAG.match(tag)
-    if match is None:
-        return TagFields(tag, None, None)
-    trial = match["trial"]
-    return TagFields(match["ruleset"], int(match["study"]), int(trial) if trial else None)
 
 
 def study_seed(base_seed: int, study: int) -> int:
@@ -60,7 +39,7 @@ def study_grid(
     """The trials of one submission on one workload under `ruleset`.
 
     `template` carries the workload, submission reference, preset, base seed, budget multiplier and
-    eval settings; each returned spec replaces its tag, seed, hyperparameters (and, for
+    eval settings; each returned spec replaces its placement, seed, hyperparameters (and, for
     self-tuning, the budget). `overrides` (hp.NAME=VALUE) are applied on top of every point.
     """
     if ruleset not in RULESETS:
@@ -73,7 +52,7 @@ def study_grid(
         seed = study_seed(template.seed, study)
         if ruleset == "self":
             specs.append(dataclasses.replace(
-                template, tag=f"self/study{study}", seed=seed, hyperparameters=overrides,
+                template, ruleset="self", study=study, trial=None, seed=seed, hyperparameters=overrides,
                 budget_multiplier=template.budget_multiplier * SELF_TUNING_BUDGET_MULTIPLIER))
             continue
         if submission.search_space is None:
@@ -81,7 +60,7 @@ def study_grid(
                 f"submission {submission.name!r} has no tuning_search_space.json; external tuning needs "
                 "one (or use tuning=self)")
         points = submission.search_space.sample(trials, seed=seed)
-        specs += [dataclasses.replace(template, tag=f"external/study{study}/trial{trial}", seed=seed,
+        specs += [dataclasses.replace(template, ruleset="external", study=study, trial=trial, seed=seed,
                                       hyperparameters=merged({}, point, [overrides]))
                   for trial, point in enumerate(points, start=1)]
     return specs

@@ -24,7 +24,7 @@ from harness.runner import TrialSpec, run_trial
 def step_time(workload: str, preset: str, threads: int, steps: int, data_dir: str) -> float:
     presets.PRESET_POLICIES[preset] = dataclasses.replace(presets.PRESET_POLICIES[preset], torch_threads=threads)
     spec = TrialSpec(workload, "nadamw", preset=preset, max_steps=steps, eval_period_steps=10**9, step_based=True,
-                     stop_at_target=False, tag=f"threads{threads}")
+                     stop_at_target=False, ruleset=f"threads{threads}")
     with tempfile.TemporaryDirectory() as scratch:
         record = run_trial(spec, scratch, data_dir=data_dir, device="cpu")
     if record["torch_threads"] != threads or record["status"] not in ("budget", "reached"):

@@ -1,11 +1,12 @@
 """`timetrial submit` ranks a new row among the published submissions and the tuned baselines
 (harness/compare.py): in seconds on one machine, in reference steps across machines."""
 
+import dataclasses
 from pathlib import Path
 
 from harness import compare, leaderboard
 from harness.cli import main
-from harness.results import RESULT_FILE, atomic_write_json
+from harness.results import RESULT_FILE, atomic_write_json, legacy_placement
 
 HW_A = {"fingerprint": "aaaaaaaaaaaa", "label": "CPU A (1 threads)"}
 HW_B = {"fingerprint": "bbbbbbbbbbbb", "label": "CPU B (1 threads)"}
@@ -14,7 +15,8 @@ HW_B = {"fingerprint": "bbbbbbbbbbbb", "label": "CPU B (1 threads)"}
 def write_trial(root: Path, submission: str, tag: str, seconds: float, hardware=HW_A, step_time: float | None = None):
     trial_dir = root / "trials" / "w1" / submission / "cpu" / f"{tag.replace('/', '-')}-seed1"
     atomic_write_json(trial_dir / RESULT_FILE, {
-        "workload": "w1", "submission": submission, "preset": "cpu", "seed": 1, "tag": tag, "status": "reached",
+        "workload": "w1", "submission": submission, "preset": "cpu", "seed": 1, "tag": tag,
+        **dataclasses.asdict(legacy_placement(tag)), "status": "reached",
         "reached_target": True, "time_to_target_s": seconds, "steps_to_target": 100, "budget_s": 60.0,
         "variant_of": None, "target_metric": "loss", "target_value": 0.1, "target_direction": "min",
         "timing_version": 2, "provenance": {"hardware": hardware},
@@ -26,7 +28,7 @@ def test_a_new_row_is_ranked_among_published_rows_and_tuned_baselines_on_one_mac
     published, mine = tmp_path / "results", tmp_path / "runs"
     write_trial(published, "pub_fast", "self/study1", 1.0)
     write_trial(published, "pub_slow", "self/study1", 9.0)
-    write_trial(published, "nadamw", compare.REFERENCE_TAG, 4.0)
+    write_trial(published, "nadamw", "tuned/study1", 4.0)
     write_trial(published, "pub_external", "external/study1/trial1", 0.5)  # another ruleset: not on this board
     write_trial(mine, "mine", "self/study1", 2.0)
     result = compare.compare("mine", "self", "cpu", ["w1"], mine, published, False, leaderboard.Options(n_boot=10))

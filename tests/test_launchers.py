@@ -17,7 +17,7 @@ VOLATILE = {"wall_time_s", "submission_time_s", "eval_time_s", "total_time_s", "
 def grid(n: int, max_steps: int = 30) -> list[TrialSpec]:
     """n adamw trials on a tiny logistic regression; evals by step count so content is deterministic."""
     return [TrialSpec(workload="logreg_breast_cancer", submission="adamw", preset="tiny", seed=seed,
-                      hyperparameters={"learning_rate": 0.01 * (seed + 1)}, tag="grid", max_steps=max_steps,
+                      hyperparameters={"learning_rate": 0.01 * (seed + 1)}, ruleset="grid", max_steps=max_steps,
                       eval_period_steps=10, eval_period_s=1e9, budget_multiplier=1e4, stop_at_target=False)
             for seed in range(n)]
 
@@ -56,7 +56,7 @@ def test_local_launcher_matches_debug_and_is_idempotent(tmp_path, data_dir):
 
 
 def test_failed_trial_shows_in_status_with_its_error(tmp_path, data_dir, capsys):
-    bad = TrialSpec(workload="logreg_breast_cancer", submission="adamw", preset="tiny", tag="bad",
+    bad = TrialSpec(workload="logreg_breast_cancer", submission="adamw", preset="tiny", ruleset="bad",
                     hyperparameters={"learning_rate": "fast"}, max_steps=5)
     good = grid(1, max_steps=5)[0]
     records = sweep.launch([bad, good], config(tmp_path, data_dir))

@@ -2,6 +2,7 @@
 median over studies, variant rule, steps score, speedup, and the written md/csv/html."""
 
 import base64
+import dataclasses
 import json
 import math
 import re
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from harness import cli, leaderboard, report
-from harness.results import EVALS_FILE, RESULT_FILE, append_jsonl, atomic_write_json
+from harness.results import EVALS_FILE, RESULT_FILE, append_jsonl, atomic_write_json, legacy_placement
 
 HW_A = {"fingerprint": "aaaaaaaaaaaa", "label": "CPU A (2 threads)"}
 HW_B = {"fingerprint": "bbbbbbbbbbbb", "label": "GPU B"}
@@ -26,7 +27,7 @@ def write_trial(root: Path, submission: str, workload: str, tag: str, seconds: f
     reached = seconds is not None
     atomic_write_json(trial_dir / RESULT_FILE, {
         "workload": workload, "submission": submission, "preset": preset, "seed": seed, "tag": tag,
-        "status": "reached" if reached else "budget", "reached_target": reached,
+        **dataclasses.asdict(legacy_placement(tag)), "status": "reached" if reached else "budget", "reached_target": reached,
         "time_to_target_s": seconds, "steps_to_target": (steps if steps is not None else int(seconds * 10)) if reached else None,
         "budget_s": BUDGET, "variant_of": variant_of, "target_metric": "loss", "target_value": 0.1,
         "target_direction": "min", "provenance": {"hardware": hardware}, **({"spec": spec} if spec else {})})

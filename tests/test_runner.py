@@ -214,12 +214,20 @@ def test_submissions_cannot_see_targets_or_validation_data(tmp_path, data_dir):
     assert "cannot read workload.target_value" in record["error"]
 
 
-def test_eval_results_passed_to_submissions_hold_only_training_metrics(tmp_path, data_dir):
+def test_eval_results_passed_to_submissions_carry_algoperf_keys(tmp_path, data_dir):
     seen = []
     module = algoperf_module(update=lambda model, step, eval_results, **_: seen.append(list(eval_results)))
-    run(TrialSpec("logreg_wine", "fake", preset="tiny", max_steps=4, eval_period_steps=1), tmp_path, data_dir, module)
-    assert len(seen[-1]) == 3
-    assert all(key.startswith("train") for _, metrics in seen[-1] for key in metrics)
+    spec = TrialSpec("logreg_wine", "fake", preset="tiny", max_steps=4, eval_period_steps=1)
+    record = run(spec, tmp_path, data_dir, module)
+    evals = results.read_jsonl(spec.trial_dir(tmp_path / "results") / results.EVALS_FILE)
+    assert [step for step, _ in seen[-1]] == [row["step"] for row in evals[:3]]
+    for (_, result), row in zip(seen[-1], evals):
+        # AlgoPerf's keys: the split, a slash, the metric; validation metrics included, as AlgoPerf hands them
+        assert result["validation/accuracy"] == row["validation_accuracy"]
+        assert result["train/loss"] == row["train_loss"]
+        assert result["accumulated_submission_time"] == result["score"] == row["submission_time_s"]
+        assert result["validation/num_examples"] > 0
+    assert record["status"] in results.FINISHED
 
 
 def test_batch_size_falls_back_and_is_capped(data_dir):

@@ -89,7 +89,7 @@ def test_cancelled_job_fails_and_rerun_completes_requeued_job_resumes(cluster, t
     base = TrialSpec(workload="logreg_breast_cancer", submission=str(slow), preset="tiny", seed=5,
                      hyperparameters=defaults, max_steps=600, eval_period_steps=50, eval_period_s=1e9,
                      budget_multiplier=1e4, stop_at_target=False)
-    cancelled, requeued = (dataclasses.replace(base, tag=tag) for tag in ("cancelled", "requeued"))
+    cancelled, requeued = (dataclasses.replace(base, ruleset=name) for name in ("cancelled", "requeued"))
     cfg = slurm_config(tmp_path, data_dir, "launcher.wait=false")
     receipts = sweep.launch([cancelled, requeued], cfg)
     job_ids = {spec.tag: receipt["job_id"] for spec, receipt in zip((cancelled, requeued), receipts)}

@@ -10,7 +10,7 @@ from harness import cli, sweep
 from harness.runner import TrialSpec
 from harness.search_space import SearchSpaceError
 from harness.submission import SUBMISSIONS_DIR, load_submission
-from harness.tuning import SELF_TUNING_BUDGET_MULTIPLIER, study_grid, tag_fields
+from harness.tuning import SELF_TUNING_BUDGET_MULTIPLIER, study_grid
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +59,6 @@ def test_bad_grids_are_refused(adamw):
     no_space = load_submission(SUBMISSIONS_DIR / "adamw" / "submission.py")  # a single file: no search space
     with pytest.raises(SearchSpaceError, match="'submission' has no tuning_search_space.json.*tuning=self"):
         study_grid(no_space, TEMPLATE, "external")
-
-
-def test_tag_fields():
-    assert tag_fields("external/study2/trial3") == ("external", 2, 3)
-    assert tag_fields("self/study1") == ("self", 1, None)
-    assert tag_fields("bench") == ("bench", None, None)
 
 
 @pytest.mark.parametrize("space, key", [

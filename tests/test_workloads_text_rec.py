@@ -71,7 +71,7 @@ def test_gpt2_full_is_gpt2_124m():
 
 @pytest.mark.parametrize("name", WORKLOADS)
 def test_one_step_and_one_eval_through_the_runner(tmp_path, data_dir, name):
-    spec = TrialSpec(workload=name, submission="adamw", preset="tiny", max_steps=1, tag="test")
+    spec = TrialSpec(workload=name, submission="adamw", preset="tiny", max_steps=1, ruleset="test")
     record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu")
     assert record["status"] in ("budget", "reached"), record.get("traceback")
     assert record["steps"] == 1 and record["evals"] == 1
@@ -378,7 +378,7 @@ def test_tuned_nadamw_reaches_the_gpt2_cpu_target_late_in_its_horizon(tmp_path, 
         seed = 1 + min((i for i, hit in enumerate(hits) if hit is not None), key=lambda i: hits[i])
         grid = workload.step_hint // 20
     spec = dict(workload="gpt2", submission="nadamw", preset="cpu", hyperparameters=point or NADAMW_GPT2_CPU,
-                seed=seed, step_based=True, max_steps=workload.step_hint, eval_period_steps=grid, tag="test")
+                seed=seed, step_based=True, max_steps=workload.step_hint, eval_period_steps=grid, ruleset="test")
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
     out = subprocess.run([sys.executable, "-c", TUNED_TRIAL, json.dumps(spec), str(tmp_path), str(data_dir)],
                          capture_output=True, text=True, env=env, timeout=1200)

@@ -13,6 +13,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +69,10 @@ class DLRM(nn.Module):
         top_in = config.embed_dim + num_vectors * (num_vectors - 1) // 2
         self.top_mlp = mlp([top_in, *config.top_mlp_dims], final_activation=False)
 
-    def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
-        """dense (B, 13) float, sparse (B, 26) embedding rows -> click logits (B,)."""
+    def forward(self, dense: torch.Tensor, sparse: torch.Tensor, dropout_rate: float = 0.0) -> torch.Tensor:
+        """dense (B, 13) float, sparse (B, 26) embedding rows -> click logits (B,). Dropout (rate per call,
+        AlgoPerf's `model_fn(..., dropout_rate)`) on the input of the last top layer, where AlgoPerf puts it."""
         bottom = self.bot_mlp(dense)
         vectors = torch.cat([bottom[:, None, :], self.embedding(sparse)], dim=1)
-        return self.top_mlp(torch.cat([bottom, self.interaction(vectors)], dim=1)).squeeze(-1)
+        hidden = self.top_mlp[:-1](torch.cat([bottom, self.interaction(vectors)], dim=1))
+        return self.top_mlp[-1](F.dropout(hidden, dropout_rate, self.training)).squeeze(-1)

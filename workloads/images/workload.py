@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.results import atomic_write_json
-from harness.spec import ForwardPassMode, LossType, Workload
+from harness.spec import ExampleCounts, ForwardPassMode, LossType, Workload
 from workloads.images import data
 
 # Per dataset: its loader, the image shape (channels, height, width), the padding of the random
@@ -108,8 +108,12 @@ class ImageClassification(Workload):
         training = mode == ForwardPassMode.TRAIN
         params.train(training)
         with batch_norm_statistics_frozen(params, training and not update_batch_norm):
-            logits = params(augmented_and_preprocessed_input_batch["inputs"])
+            logits = self.logits(params, augmented_and_preprocessed_input_batch["inputs"], dropout_rate or 0.0)
         return logits, model_state
+
+    def logits(self, model: torch.nn.Module, inputs: torch.Tensor, dropout_rate: float) -> torch.Tensor:
+        """The model's output; a model with dropout takes the rate (AlgoPerf's ResNet has none)."""
+        return model(inputs)
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
         per_example = F.cross_entropy(logits_batch, label_batch, reduction="none", label_smoothing=label_smoothing)
@@ -163,10 +167,15 @@ class ImageClassification(Workload):
             metrics[f"{split}_error"] = 1.0 - correct / len(labels)
         return metrics
 
-    def split_sizes(self) -> dict[str, int]:
+    def example_counts(self) -> ExampleCounts:
         if not hasattr(self, "train_labels"):
-            raise RuntimeError("split_sizes is known only after prepare_data")
-        return {"train": len(self.train_labels), "validation": len(self.validation_labels)}
+            raise RuntimeError("example counts are known only after prepare_data")
+        return ExampleCounts(train=len(self.train_labels), eval_train=len(self.train_eval_labels),
+                             validation=len(self.validation_labels))
+
+    @property
+    def eval_batch_size(self) -> int:
+        return EVAL_BATCH_SIZE
 
     def trivial_scores(self) -> dict[str, float]:
         """Validation accuracy of the majority class and of a linear model (multinomial logistic

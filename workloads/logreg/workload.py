@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.spec import ForwardPassMode, LossType, PresetSize, Workload
+from harness.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.logreg import data
 
 LOGREG_SIZES = {
@@ -32,6 +32,7 @@ LOGREG_SIZES = {
 
 
 class LogisticRegression(Workload):
+    output_params_prefixes = ("weight", "bias")  # the linear model is its own output layer
     family = "logreg"
     target_metric = "train_rel_subopt"
     target_direction = "min"
@@ -138,9 +139,14 @@ class LogisticRegression(Workload):
             "validation_accuracy": self._accuracy(X_val, y_val, weight, bias),
         }
 
-    def split_sizes(self) -> dict[str, int]:
+    def example_counts(self) -> ExampleCounts:
         X_train, _, X_val, _ = self._numpy
-        return {"train": len(X_train), "validation": len(X_val)}
+        return ExampleCounts(train=len(X_train), eval_train=len(X_train), validation=len(X_val))
+
+    @property
+    def eval_batch_size(self) -> int:
+        """Evaluation is one full batch of each split."""
+        return self.num_validation_examples
 
     def trivial_scores(self) -> dict[str, float]:
         """The zero model (where every trial starts): its relative suboptimality on the train objective."""

@@ -2,7 +2,9 @@
 convolution, a class token and learned position embeddings, pre-LN transformer blocks
 (multi-head self-attention + MLP), a final LayerNorm and a linear head on the class token
 (or on the mean of the patch tokens). ViT-S = width 384, depth 12, 6 heads, MLP 1536. A 1-D
-signal is a 1 x L image cut into 1 x p patches (`patch_size=(1, p)`)."""
+signal is a 1 x L image cut into 1 x p patches (`patch_size=(1, p)`). Dropout takes its rate per call
+(AlgoPerf's `model_fn(..., dropout_rate)`), where AlgoPerf's ViT applies it: after the position
+embeddings, on the attention probabilities, inside the MLP and on both residual branches."""
 
 from __future__ import annotations
 
@@ -33,11 +35,11 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x):
+    def forward(self, x, dropout_rate: float):
         batch, tokens, width = x.shape
         q, k, v = self.qkv(x).split(width, dim=2)
         q, k, v = (t.view(batch, tokens, self.n_heads, width // self.n_heads).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_rate if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(batch, tokens, width))
 
 
@@ -48,11 +50,11 @@ class MLP(nn.Module):
         self.gate = nn.Linear(width, mlp_dim) if glu else None
         self.proj = nn.Linear(mlp_dim, width)
 
-    def forward(self, x):
+    def forward(self, x, dropout_rate: float):
         hidden = F.gelu(self.fc(x))
         if self.gate is not None:
             hidden = hidden * self.gate(x)
-        return self.proj(hidden)
+        return self.proj(F.dropout(hidden, dropout_rate, self.training))
 
 
 class Block(nn.Module):
@@ -63,9 +65,9 @@ class Block(nn.Module):
         self.norm_2 = nn.LayerNorm(config.width)
         self.mlp = MLP(config.width, config.mlp_dim, config.glu)
 
-    def forward(self, x):
-        x = x + self.attn(self.norm_1(x))
-        return x + self.mlp(self.norm_2(x))
+    def forward(self, x, dropout_rate: float):
+        x = x + F.dropout(self.attn(self.norm_1(x), dropout_rate), dropout_rate, self.training)
+        return x + F.dropout(self.mlp(self.norm_2(x), dropout_rate), dropout_rate, self.training)
 
 
 class ViT(nn.Module):
@@ -81,7 +83,7 @@ class ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.width)) if config.pooling == "token" else None
         n_tokens = n_patches + (config.pooling == "token")
         self.pos_embed = nn.Parameter(torch.randn(1, n_tokens, config.width) * 0.02)
-        self.blocks = nn.Sequential(*[Block(config) for _ in range(config.depth)])
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.depth)])
         self.norm_f = nn.LayerNorm(config.width)
         self.head = nn.Linear(config.width, n_classes)
         self.apply(self._init_weights)
@@ -93,10 +95,13 @@ class ViT(nn.Module):
             nn.init.xavier_uniform_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def forward(self, x):
+    def forward(self, x, dropout_rate: float = 0.0):
         x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (batch, patches, width)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.norm_f(self.blocks(x + self.pos_embed))
+        x = F.dropout(x + self.pos_embed, dropout_rate, self.training)
+        for block in self.blocks:
+            x = block(x, dropout_rate)
+        x = self.norm_f(x)
         pooled = x[:, 0] if self.cls_token is not None else x.mean(dim=1)
         return self.head(pooled)

@@ -55,6 +55,7 @@ class ViTWorkload(ImageClassification):
     name = "vit"
     family = "vit"
     algoperf_name = "imagenet_vit"
+    output_params_prefixes = ("head.",)
     description = ("Vision Transformer (pre-LN, class token), softmax cross-entropy "
                    "(width 64, depth 3, 1x8 patches of MNIST-1D at cpu; ViT-S/4 on CIFAR-10 at full)")
     data_description = DATA_DESCRIPTION
@@ -65,6 +66,9 @@ class ViTWorkload(ImageClassification):
     def build_model(self, in_channels, image_shape, n_classes):
         config = dataclasses.replace(self.size.options["model"], glu=self.glu)
         return ViT(config, in_channels, image_shape, n_classes)
+
+    def logits(self, model, inputs, dropout_rate):
+        return model(inputs, dropout_rate)
 
 
 class ViTGLU(ViTWorkload):

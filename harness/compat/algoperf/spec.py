@@ -1,12 +1,13 @@
 """`algoperf.spec` names, backed by timetrial's contract (harness/spec.py)."""
 
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 from harness.spec import (  # noqa: F401  (re-exported for AlgoPerf submissions)
     ForwardPassMode,
     Hyperparameters,
     LossType,
     ParameterType,
+    ShapeTuple,
     TrainingCompleteError,
     UpdateReturn,
     Workload,
@@ -22,3 +23,11 @@ RandomState = Any
 Batch = Dict[str, Any]
 Steps = int
 Seconds = float
+Timing = int
+ParameterKey = str
+Shape = Any
+ModelInitState = Any
+InitOptimizerFn = Callable[..., OptimizerState]
+UpdateParamsFn = Callable[..., UpdateReturn]
+PrepareForEvalFn = Callable[..., UpdateReturn]
+DataSelectionFn = Callable[..., Batch]
