@@ -24,6 +24,7 @@ is the graft alone. The grafted Adam shares the (Nesterov) first moment, as in D
 import torch
 
 from optimlib import schedules
+from optimlib.per_parameter import PerParameterOptimizer
 
 
 def merged_shape(shape, max_preconditioner_dim, target_parameter_dimensionality: int = 1) -> tuple[int, ...]:
@@ -61,7 +62,7 @@ def matrix_inverse_root(factor: torch.Tensor, root: int, eps: float) -> torch.Te
     return ((eigenvectors * powered) @ eigenvectors.mT).to(factor.dtype)
 
 
-class Shampoo(torch.optim.Optimizer):
+class Shampoo(PerParameterOptimizer):
     def __init__(self, params, lr: float, betas=(0.933, 0.9955), epsilon: float = 1e-8, graft_epsilon: float = 1e-8,
                  weight_decay: float = 0.0, precondition_frequency: int = 100, max_preconditioner_dim: int = 1024,
                  target_parameter_dimensionality: int = 1, nesterov: bool = False):
@@ -77,16 +78,9 @@ class Shampoo(torch.optim.Optimizer):
                                   "target_parameter_dimensionality": target_parameter_dimensionality,
                                   "nesterov": nesterov})
 
-    @torch.no_grad()
-    def step(self, closure):
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])
-                    p.sub_(self._direction(p, group), alpha=group["lr"])
-        return loss
+    def update_parameter(self, p, grad, state, group):
+        p.mul_(1 - group["lr"] * group["weight_decay"])
+        p.sub_(self._direction(p, group), alpha=group["lr"])
 
     def _direction(self, p, group):
         state = self.state[p]
