@@ -21,8 +21,8 @@ EVALS_FILE = "evals.jsonl"
 TRAIN_FILE = "train.jsonl"
 
 
-class TrialStatus(str, enum.Enum):
-    """A trial's `status` (a str, so records and frames compare it with plain strings)."""
+class TrialStatus(enum.StrEnum):
+    """A trial's `status`; a StrEnum, so records, frames and f-strings see the plain string."""
 
     REACHED = "reached"          # met the target within the budget
     BUDGET = "budget"            # ran out of time (or steps) without meeting it
