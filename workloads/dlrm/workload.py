@@ -107,6 +107,15 @@ class DLRMSmall(Workload):
     sizes = DLRM_SIZES
     version = 2  # cpu: the re-sized SYNTHETIC log (2M rows, cardinalities <= 2,000, stronger interactions)
     embedding_init_multiplier = 1.0
+    frameworks = ("pytorch", "jax")
+
+    @classmethod
+    def implementation(cls, framework: str) -> type[Workload]:
+        if framework == "jax":
+            from workloads.dlrm.jax_workload import jax_implementation  # jax is an optional extra
+
+            return jax_implementation(cls)
+        return super().implementation(framework)
 
     @property
     def options(self) -> dict[str, Any]:

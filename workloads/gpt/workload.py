@@ -66,6 +66,15 @@ class GPTLanguageModel(Workload):
     version = 2  # cpu: context 64, batch 16, step_hint 1000, 256 validation windows
     pre_ln = True
     init_std = 0.02
+    frameworks = ("pytorch", "jax")
+
+    @classmethod
+    def implementation(cls, framework: str) -> type[Workload]:
+        if framework == "jax":
+            from workloads.gpt.jax_workload import jax_implementation  # jax is an optional extra
+
+            return jax_implementation(cls)
+        return super().implementation(framework)
 
     @property
     def options(self) -> dict[str, Any]:

@@ -8,12 +8,12 @@ features), "bias": (outputs,)}: a linear model needs no module library (flax). `
 AlgoPerf's `loss_fn` cannot see the parameters, yet the L2 term is part of the objective every
 submission minimises: `model_fn` returns `Logits(values, penalty)` and `loss_fn` adds the penalty
 (the PyTorch classes keep it on the workload instead, which a traced function must not do).
+The batch stream and the framework hooks are the ones every JAX workload shares (workloads/jax_common.py).
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +25,7 @@ except ImportError as err:
     raise ImportError("framework=jax needs the jax extra: .venv/bin/pip install -e '.[jax]'") from err
 
 from harness.spec import Workload
+from workloads.jax_common import JaxWorkload, jax_class
 
 
 class Logits(NamedTuple):
@@ -34,10 +35,8 @@ class Logits(NamedTuple):
     penalty: jax.Array
 
 
-class JaxLogisticRegression:
-    """Mixin over a PyTorch logistic workload class: the JAX model, loss, batches and hooks."""
-
-    framework = "jax"
+class JaxLogisticRegression(JaxWorkload):
+    """Mixin over a PyTorch logistic workload class: the JAX model and loss."""
 
     def init_model_fn(self, rng: int) -> tuple[dict[str, jax.Array], None]:
         outputs = 1 if self.n_classes == 2 else self.n_classes
@@ -68,28 +67,10 @@ class JaxLogisticRegression:
             n_valid = jnp.asarray(float(per_example.shape[0]))
         return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
 
-    def train_batches(self, batch_size: int, seed: int, start_step: int = 0) -> Iterator[dict[str, jax.Array]]:
-        # The PyTorch stream's exact batches, so the two implementations see the same data.
-        for batch in super().train_batches(batch_size, seed, start_step):
-            yield {key: jnp.asarray(value.cpu().numpy()) for key, value in batch.items()}
-
     def linear_weights(self, model: dict[str, jax.Array]) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(model["weight"], np.float64), np.asarray(model["bias"], np.float64)
 
-    # ---- framework hooks -------------------------------------------------------------------------
-    def synchronize(self, outputs: Any = None) -> None:
-        # JAX dispatches asynchronously, on CPU too: the step is done when its outputs are ready.
-        if outputs is not None:
-            jax.block_until_ready(outputs)
 
-    def params_state(self, model: dict[str, jax.Array]) -> dict[str, np.ndarray]:
-        return jax.device_get(model)
-
-    def load_params_state(self, model: dict[str, jax.Array], saved: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        return jax.tree.map(jnp.asarray, saved)
-
-
-@functools.cache
 def jax_implementation(cls: type[Workload]) -> type[Workload]:
     """`cls` (a PyTorch logistic workload class) with the JAX model, loss and hooks."""
-    return type(f"{cls.__name__}Jax", (JaxLogisticRegression, cls), {"__doc__": f"{cls.__doc__ or cls.description} (JAX)"})
+    return jax_class(JaxLogisticRegression, cls)

@@ -1,0 +1,116 @@
+"""The GPT decoder in JAX (`framework=jax`, installed by `pip install -e '.[jax]'`; docs/jax.md).
+
+Same data, batch stream (the PyTorch stream's exact windows, converted), loss, evaluation windows and
+metrics, target and budget as the PyTorch classes (inherited), pre-LN and post-LN (gpt2_post_ln) alike.
+No module library (flax, which the project does not install): the model is a plain parameter dict
+keyed by the PyTorch model's parameter names in PyTorch's layouts ("transformer.wte.weight" (vocab,
+C), "transformer.h.0.attn.c_attn.weight" (3C, C), ...; the output layer is tied to
+`transformer.wte.weight`, which appears once, as in `named_parameters`), initialised by converting the
+PyTorch model that the same seed builds, so both frameworks start from identical weights.
+`model_fn`/`loss_fn` are pure, for `jax.jit` and `jax.grad`. Dropout sits where nanoGPT puts it
+(embeddings, attention probabilities, both residual branches) and uses `rng` as a `jax.random` key
+when `dropout_rate` > 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.spec import Workload
+from workloads.jax_common import Dropout, JaxWorkload, jax_class  # first: says how to install jax if absent
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default
+
+
+def linear(params: dict[str, jax.Array], prefix: str, x: jax.Array) -> jax.Array:
+    out = x @ params[f"{prefix}.weight"].T
+    return out + params[f"{prefix}.bias"] if f"{prefix}.bias" in params else out
+
+
+def layer_norm(params: dict[str, jax.Array], prefix: str, x: jax.Array) -> jax.Array:
+    mean = x.mean(-1, keepdims=True)
+    variance = ((x - mean) ** 2).mean(-1, keepdims=True)
+    out = (x - mean) * jax.lax.rsqrt(variance + LAYER_NORM_EPS) * params[f"{prefix}.weight"]
+    return out + params[f"{prefix}.bias"] if f"{prefix}.bias" in params else out
+
+
+def causal_self_attention(params, prefix: str, x: jax.Array, n_head: int, drop: Dropout) -> jax.Array:
+    """`CausalSelfAttention.forward`: scaled_dot_product_attention(is_causal=True) written out, with
+    dropout on the attention probabilities as its dropout_p."""
+    B, T, C = x.shape
+    q, k, v = jnp.split(linear(params, f"{prefix}.c_attn", x), 3, axis=-1)
+    q, k, v = (t.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3) for t in (q, k, v))  # (B, nh, T, hs)
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(C // n_head)
+    scores = jnp.where(np.tril(np.ones((T, T), bool)), scores, -jnp.inf)
+    y = drop(jax.nn.softmax(scores, axis=-1)) @ v
+    y = y.transpose(0, 2, 1, 3).reshape(B, T, C)
+    return drop(linear(params, f"{prefix}.c_proj", y))
+
+
+def mlp(params, prefix: str, x: jax.Array, drop: Dropout) -> jax.Array:
+    hidden = jax.nn.gelu(linear(params, f"{prefix}.c_fc", x), approximate=False)  # F.gelu: the erf form
+    return drop(linear(params, f"{prefix}.c_proj", hidden))
+
+
+class JaxGPT(JaxWorkload):
+    """Mixin over a PyTorch GPT workload class: the JAX model and loss."""
+
+    def init_model_fn(self, rng: int) -> tuple[dict[str, jax.Array], None]:
+        model, model_state = super().init_model_fn(rng)  # the PyTorch model of this seed
+        return self.params_from_torch(model), model_state
+
+    def model_fn(self, params, augmented_and_preprocessed_input_batch, model_state, mode, rng,
+                 update_batch_norm, dropout_rate=None):
+        idx = augmented_and_preprocessed_input_batch["inputs"]
+        T, n_head = idx.shape[1], self.options["n_head"]
+        assert T <= self.options["block_size"], f"sequence length {T} > block_size {self.options['block_size']}"
+        drop = Dropout(dropout_rate, mode, rng)
+        wte = params["transformer.wte.weight"]
+        x = drop(wte[idx] + params["transformer.wpe.weight"][:T])
+        for layer in range(self.options["n_layer"]):
+            block = f"transformer.h.{layer}"
+            if self.pre_ln:
+                x = x + causal_self_attention(params, f"{block}.attn", layer_norm(params, f"{block}.ln_1", x),
+                                              n_head, drop)
+                x = x + mlp(params, f"{block}.mlp", layer_norm(params, f"{block}.ln_2", x), drop)
+            else:
+                x = layer_norm(params, f"{block}.ln_1", x + causal_self_attention(params, f"{block}.attn", x,
+                                                                                   n_head, drop))
+                x = layer_norm(params, f"{block}.ln_2", x + mlp(params, f"{block}.mlp", x, drop))
+        if self.pre_ln:  # post-LN blocks already end in a LayerNorm
+            x = layer_norm(params, "transformer.ln_f", x)
+        return x @ wte.T, model_state  # lm_head tied to the token embedding
+
+    def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
+        # F.cross_entropy(label_smoothing=s) in float32: (1 - s) * NLL + s * mean over classes of -log p
+        log_probs = jax.nn.log_softmax(logits_batch.astype(jnp.float32), axis=-1)
+        nll = -jnp.take_along_axis(log_probs, label_batch[..., None], axis=-1)[..., 0]
+        per_token = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(-1) if label_smoothing else nll
+        if mask_batch is not None:
+            per_token = per_token * mask_batch
+            n_valid = mask_batch.sum()
+        else:
+            n_valid = jnp.asarray(float(per_token.size))
+        return {"summed": per_token.sum(), "n_valid_examples": n_valid, "per_example": per_token}
+
+    def correct_predictions(self, logits, targets):
+        return logits.argmax(-1) == targets
+
+    def eval_model(self, model: dict[str, jax.Array], model_state: Any) -> dict[str, float]:
+        # The PyTorch eval's fixed windows of each split, in its batches.
+        metrics = {}
+        for split, prefix in (("train", "train"), ("val", "validation")):
+            batches = (self.windows(split, starts)
+                       for starts in self.eval_starts[split].split(self.options["eval_batch_size"]))
+            metrics[f"{prefix}_loss"], metrics[f"{prefix}_accuracy"] = self.evaluate(model, model_state, batches)
+        return metrics
+
+
+def jax_implementation(cls: type[Workload]) -> type[Workload]:
+    """`cls` (a PyTorch GPT workload class) with the JAX model, loss and hooks."""
+    return jax_class(JaxGPT, cls)

@@ -1,0 +1,122 @@
+"""What every JAX workload class shares (`framework=jax`; docs/jax.md).
+
+A JAX workload is a mixin over its PyTorch class: data, batch stream, targets, budgets and
+`trivial_scores` are inherited, the mixin supplies a pure `model_fn`/`loss_fn` over a plain parameter
+dict and the framework hooks below. No module library (flax): the parameter dict is keyed by the
+PyTorch model's `named_parameters()` names and keeps PyTorch's layouts, so weights convert one to
+one (`params_from_torch`), `param_shapes`/`model_params_types` have the same tree structure as the
+parameters, and `is_output_params` means the same in both frameworks.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError as err:
+    raise ImportError("framework=jax needs the jax extra: .venv/bin/pip install -e '.[jax]'") from err
+
+import torch
+
+from harness.spec import ForwardPassMode, Workload, module_parameter_types
+
+
+def to_jax(batch: dict[str, torch.Tensor]) -> dict[str, jax.Array]:
+    """A batch of torch tensors as jax arrays (int64 becomes int32 unless jax_enable_x64)."""
+    return {key: jnp.asarray(value.detach().cpu().numpy()) for key, value in batch.items()}
+
+
+def torch_to_jax_params(model: torch.nn.Module) -> dict[str, jax.Array]:
+    """The model's parameters as {named_parameters() name: jax array}, same layout (a Linear weight stays
+    (out, in)). A tied parameter appears once, under its first name, as `named_parameters` lists it."""
+    return {name: jnp.asarray(p.detach().cpu().numpy()) for name, p in model.named_parameters()}
+
+
+def dropout(x: jax.Array, rate: float, rng: Any) -> jax.Array:
+    """`F.dropout(x, rate, training=True)`: zero each element with probability `rate`, scale the rest
+    by 1 / (1 - rate); rate 1 gives zeros."""
+    if rate >= 1.0:
+        return jnp.zeros_like(x)
+    keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
+
+
+class Dropout:
+    """The dropout sites of one forward pass: `site(x)` draws each site's mask from its own key,
+    `fold_in(rng, site number)`. Inactive (identity) in EVAL mode or at rate 0, where `rng` is ignored."""
+
+    def __init__(self, rate: float | None, mode: ForwardPassMode, rng: Any):
+        self.rate = float(rate or 0.0) if mode == ForwardPassMode.TRAIN else 0.0
+        if self.rate > 0.0 and rng is None:
+            raise ValueError("model_fn: dropout_rate > 0 in TRAIN mode needs rng (a jax.random key)")
+        self.rng, self.sites = rng, 0
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.rate == 0.0:
+            return x
+        self.sites += 1
+        return dropout(x, self.rate, jax.random.fold_in(self.rng, self.sites))
+
+
+class JaxWorkload:
+    """Mixin over a PyTorch workload class: the JAX batch stream, parameter conversion and hooks."""
+
+    framework = "jax"
+
+    def params_from_torch(self, model: torch.nn.Module) -> dict[str, jax.Array]:
+        """The JAX parameters of `model` (the PyTorch initialisation of the same seed); records
+        `_param_shapes` and `_param_types` (from the torch modules, so both frameworks report the same)."""
+        params = torch_to_jax_params(model)
+        self._param_shapes = {name: tuple(value.shape) for name, value in params.items()}
+        self._param_types = module_parameter_types(model)
+        return params
+
+    def train_batches(self, batch_size: int, seed: int, start_step: int = 0) -> Iterator[dict[str, jax.Array]]:
+        # The PyTorch stream's exact batches, so the two implementations see the same data.
+        for batch in super().train_batches(batch_size, seed, start_step):
+            yield to_jax(batch)
+
+    def evaluate(self, model: dict[str, jax.Array], model_state: Any,
+                 batches: Iterable[dict[str, torch.Tensor]]) -> tuple[float, float]:
+        """(mean loss, accuracy) over the evaluation batches (torch tensors, as the PyTorch eval reads
+        them), one jitted forward per batch shape; a prediction is correct as `correct_predictions` says."""
+        summed = correct = count = 0.0
+        for batch in batches:
+            sums = self._eval_sums(model, model_state, to_jax(batch))
+            summed, correct, count = (total + float(s) for total, s in zip((summed, correct, count), sums))
+        return summed / count, correct / count
+
+    @functools.cached_property
+    def _eval_sums(self) -> Callable[..., tuple[jax.Array, jax.Array, jax.Array]]:
+        def sums(params, model_state, batch):
+            logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
+            out = self.loss_fn(batch["targets"], logits)
+            return out["summed"], self.correct_predictions(logits, batch["targets"]).sum(), out["n_valid_examples"]
+
+        return jax.jit(sums)
+
+    def correct_predictions(self, logits: jax.Array, targets: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    # ---- framework hooks -------------------------------------------------------------------------
+    def synchronize(self, outputs: Any = None) -> None:
+        # JAX dispatches asynchronously, on CPU too: the step is done when its outputs are ready.
+        if outputs is not None:
+            jax.block_until_ready(outputs)
+
+    def params_state(self, model: dict[str, jax.Array]) -> dict[str, np.ndarray]:
+        return jax.device_get(model)
+
+    def load_params_state(self, model: dict[str, jax.Array], saved: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        return jax.tree.map(jnp.asarray, saved)
+
+
+@functools.cache
+def jax_class(mixin: type, cls: type[Workload]) -> type[Workload]:
+    """`cls` (a PyTorch workload class) with a JAX mixin's model, loss and hooks in front."""
+    return type(f"{cls.__name__}Jax", (mixin, cls), {"__doc__": f"{cls.__doc__ or cls.description} (JAX)"})
