@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness import registry
-from harness.cli import main
-from harness.runner import TrialSpec, run_trial
-from harness.spec import ForwardPassMode
+from harness.commands.cli import main
+from harness.core import registry
+from harness.core.runner import TrialSpec, run_trial
+from harness.core.spec import ForwardPassMode
 from workloads.logreg.jax_workload import JaxLogisticRegression
 
 

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.results import atomic_write_json
-from harness.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
+from harness.core.results import atomic_write_json
+from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.dlrm import data
 from workloads.dlrm.model import DLRM, DLRMConfig
 

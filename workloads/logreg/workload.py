@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
+from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.logreg import data
 
 LOGREG_SIZES = {
