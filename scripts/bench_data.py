@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import registry  # noqa: E402
-from harness.closure import TrainingClosure  # noqa: E402
-from harness.runner import Clock, resolve_device  # noqa: E402
-from harness.spec import Hyperparameters  # noqa: E402
+from harness.core import registry  # noqa: E402
+from harness.core.closure import TrainingClosure  # noqa: E402
+from harness.core.runner import Clock, resolve_device  # noqa: E402
+from harness.core.spec import Hyperparameters  # noqa: E402
 
 GOAL = 0.02
 

@@ -20,10 +20,10 @@ from typing import Callable
 import torch
 
 from optimlib import schedules
-from harness.registry import make_workload
-from harness.runner import TrialSpec, run_trial, seed_everything
-from harness.spec import ForwardPassMode, Hyperparameters
-from harness.submission import load_submission
+from harness.core.registry import make_workload
+from harness.core.runner import TrialSpec, run_trial, seed_everything
+from harness.core.spec import ForwardPassMode, Hyperparameters
+from harness.core.submission import load_submission
 
 
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "thread": time.thread_time}

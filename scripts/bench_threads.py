@@ -6,7 +6,7 @@ workload of a preset, measured side by side in one run (rounds alternate 1, 2, 1
 Prints per workload the median step time at each thread count, the speed-up of the second thread
 (t1 / t2) and the throughput of one 2-thread trial vs two 1-thread trials side by side (2 t2 / t1 ... as
 trials per second: 2/t1 against 1/t2), with the load average before and after. This is what the
-`cpu` preset's thread count was decided from (harness/presets.py, docs/targets.md).
+`cpu` preset's thread count was decided from (harness/core/presets.py, docs/targets.md).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import os
 import statistics
 import tempfile
 
-from harness import presets, sweep
-from harness.runner import TrialSpec, run_trial
+from harness.core import presets
+from harness.core.runner import TrialSpec, run_trial
+from harness.study import sweep
 
 
 def step_time(workload: str, preset: str, threads: int, steps: int, data_dir: str) -> float:

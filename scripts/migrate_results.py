@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.results import PLACEMENT_FIELDS, atomic_write_json, legacy_placement, result_files
+from harness.core.results import PLACEMENT_FIELDS, atomic_write_json, legacy_placement, result_files
 
 
 def migrate(results_dir: Path, check: bool = False) -> tuple[int, int]:

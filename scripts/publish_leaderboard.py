@@ -18,12 +18,14 @@ import json
 import time
 from pathlib import Path
 
-from harness import leaderboard, registry, report, sweep
-from harness.provenance import hardware
-from harness.results import atomic_write_json
-from harness.runner import TrialSpec, resolve_device
-from harness.submission import available_submissions, load_submission
-from harness.tuning import study_grid
+from harness.commands import report
+from harness.core import registry
+from harness.core.provenance import hardware
+from harness.core.results import atomic_write_json
+from harness.core.runner import TrialSpec, resolve_device
+from harness.core.submission import available_submissions, load_submission
+from harness.study import leaderboard, sweep
+from harness.study.tuning import study_grid
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

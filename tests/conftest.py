@@ -48,7 +48,7 @@ def cpu_trial(tmp_path, data_dir):
     """run(submission, workload, hyperparameters, max_steps=5000) -> the record of one `cpu`-preset trial
     that stops at the target. The step count is capped and the clock budget widened twentyfold, so
     reaching the target is a statement about the method's steps, not about the machine."""
-    from harness.runner import TrialSpec, run_trial
+    from harness.core.runner import TrialSpec, run_trial
 
     def run(submission: str, workload: str, hyperparameters: dict | None = None, max_steps: int = 5000,
             framework: str = "pytorch") -> dict:

@@ -9,8 +9,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from harness.spec import Hyperparameters, LossType, MetricsLogger
-from harness.submission import load_submission
+from harness.core.spec import Hyperparameters, LossType, MetricsLogger
+from harness.core.submission import load_submission
 from workloads.logreg.data import objective
 
 

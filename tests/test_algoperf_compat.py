@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.registry import workload_classes
-from harness.runner import TrialSpec, run_trial
-from harness.submission import check_submission, load_submission
+from harness.core.registry import workload_classes
+from harness.core.runner import TrialSpec, run_trial
+from harness.core.submission import check_submission, load_submission
 
 FIXTURE = str(Path(__file__).parent / "fixtures" / "algoperf_style")
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness import prng
-from harness.registry import make_workload
-from harness.runner import TrialSpec, run_trial
-from harness.spec import ForwardPassMode, ShapeTuple
-from harness.submission import load_submission
+from harness.core import prng
+from harness.core.registry import make_workload
+from harness.core.runner import TrialSpec, run_trial
+from harness.core.spec import ForwardPassMode, ShapeTuple
+from harness.core.submission import load_submission
 
 FIXTURE = str(Path(__file__).parent / "fixtures" / "algoperf_semantics")
 ONE_PER_FAMILY = ["logreg_wine", "resnet", "vit", "gpt2", "dlrm_small"]
@@ -106,7 +106,7 @@ def test_trial_seeds_depend_on_seed_and_step_only_in_each_frameworks_form():
 
 
 def test_random_utils_shim_follows_algoperfs_numpy_scheme():
-    from algoperf import random_utils  # the shim (harness/compat), imported as submissions import it
+    from algoperf import random_utils  # the shim (harness/core/compat), imported as submissions import it
 
     key = random_utils.PRNGKey(42)
     assert key.dtype == np.int32 and np.array_equal(key, random_utils.split(42, 2)[0])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness import checkpoint, results
-from harness.runner import TrialSpec, run_trial
-from harness.submission import load_submission
+from harness.core import checkpoint, results
+from harness.core.runner import TrialSpec, run_trial
+from harness.core.submission import load_submission
 
 SPEC = TrialSpec(workload="logreg_breast_cancer", submission="adamw", preset="tiny", seed=3,
                  stop_at_target=False, max_steps=120, eval_period_steps=10, eval_period_s=1e9,

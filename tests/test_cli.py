@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from harness.commands.cli import main
 
 
 def test_help_lists_commands_and_options(capsys):

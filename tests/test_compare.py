@@ -1,12 +1,13 @@
 """`timetrial submit` ranks a new row among the published submissions and the tuned baselines
-(harness/compare.py): in seconds on one machine, in reference steps across machines."""
+(harness/commands/compare.py): in seconds on one machine, in reference steps across machines."""
 
 import dataclasses
 from pathlib import Path
 
-from harness import compare, leaderboard
-from harness.cli import main
-from harness.results import RESULT_FILE, atomic_write_json, legacy_placement
+from harness.commands import compare
+from harness.commands.cli import main
+from harness.core.results import RESULT_FILE, atomic_write_json, legacy_placement
+from harness.study import leaderboard
 
 HW_A = {"fingerprint": "aaaaaaaaaaaa", "label": "CPU A (1 threads)"}
 HW_B = {"fingerprint": "bbbbbbbbbbbb", "label": "CPU B (1 threads)"}
@@ -55,7 +56,7 @@ def test_across_machines_the_rows_are_ranked_in_reference_steps(tmp_path):
 def test_submit_reruns_the_tuned_baselines_and_prints_the_ranked_board(tmp_path, data_dir, capsys):
     import shutil
 
-    from harness.submission import SUBMISSIONS_DIR
+    from harness.core.submission import SUBMISSIONS_DIR
 
     shutil.copytree(SUBMISSIONS_DIR / "adamw", tmp_path / "my_adamw")
     code = main(["submit", str(tmp_path / "my_adamw"), "tuning=self", "studies=1", "suite=[logreg_wine]", "preset=tiny",

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from harness import status
-from harness.cli import main
+from harness.commands.cli import main
+from harness.study import status
 
 INTERRUPTING = '''
 import os

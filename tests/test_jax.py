@@ -3,6 +3,7 @@ AdamW submission trains like the PyTorch one, the clock waits for JAX's asynchro
 framework mismatches fail with a clear message."""
 
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness import registry
-from harness.cli import main
-from harness.runner import TrialSpec, run_trial
-from harness.spec import ForwardPassMode
+from harness.commands.cli import main
+from harness.core import registry
+from harness.core.presets import XLA_ONE_THREAD_FLAGS, apply_threads
+from harness.core.runner import TrialSpec, run_trial
+from harness.core.spec import ForwardPassMode
 from workloads.logreg.jax_workload import JaxLogisticRegression
 
 
@@ -116,3 +118,21 @@ def test_cli_runs_a_jax_trial(tmp_path, capsys, data_dir):
     record = json.loads(result.read_text())
     assert record["framework"] == "jax" and record["steps"] <= 30
     assert record["provenance"]["jax"] == jax.__version__
+
+
+def test_every_family_with_jax_finds_its_implementation_by_module_name():
+    for name, cls in registry.workload_classes().items():
+        if "jax" in cls.frameworks:
+            jax_class = cls.implementation("jax")
+            assert jax_class.framework == "jax" and issubclass(jax_class, cls), name
+    with pytest.raises(ValueError, match="has no jax implementation; valid frameworks: \\['pytorch'\\]"):
+        registry.workload_classes()["resnet"].implementation("jax")
+
+
+def test_one_thread_presets_give_xla_one_thread_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    apply_threads("cpu")
+    assert os.environ["XLA_FLAGS"] == XLA_ONE_THREAD_FLAGS
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    apply_threads("tiny")
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"

@@ -18,11 +18,11 @@ import torch
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
-from harness import registry, results  # noqa: E402
-from harness.prng import TrialSeeds  # noqa: E402
-from harness.runner import SubmissionWorkloadView, TrialSpec, run_trial  # noqa: E402
-from harness.spec import ForwardPassMode, Hyperparameters, MetricsLogger, module_parameter_types  # noqa: E402
-from harness.submission import load_submission  # noqa: E402
+from harness.core import registry, results  # noqa: E402
+from harness.core.prng import TrialSeeds  # noqa: E402
+from harness.core.runner import SubmissionWorkloadView, TrialSpec, run_trial  # noqa: E402
+from harness.core.spec import ForwardPassMode, Hyperparameters, MetricsLogger, module_parameter_types  # noqa: E402
+from harness.core.submission import load_submission  # noqa: E402
 from workloads.jax_common import dropout, torch_to_jax_params  # noqa: E402
 
 WORKLOADS = ["dlrm_small", "dlrm_small_embed_init", "gpt2", "gpt2_post_ln"]

@@ -5,9 +5,10 @@ import warnings
 
 import pytest
 
-from harness import launchers, results, status, sweep
-from harness.cli import load_config, main
-from harness.runner import TrialSpec
+from harness.commands.cli import load_config, main
+from harness.core import results
+from harness.core.runner import TrialSpec
+from harness.study import launchers, status, sweep
 
 # Time-dependent fields (and where the trial ran) differ between runs; everything else must not.
 VOLATILE = {"wall_time_s", "submission_time_s", "eval_time_s", "total_time_s", "time_to_target_s",

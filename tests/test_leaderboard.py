@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import cli, leaderboard, report
-from harness.results import EVALS_FILE, RESULT_FILE, append_jsonl, atomic_write_json, legacy_placement
+from harness.commands import cli, report
+from harness.core.results import EVALS_FILE, RESULT_FILE, append_jsonl, atomic_write_json, legacy_placement
+from harness.study import leaderboard
 
 HW_A = {"fingerprint": "aaaaaaaaaaaa", "label": "CPU A (2 threads)"}
 HW_B = {"fingerprint": "bbbbbbbbbbbb", "label": "GPU B"}

@@ -5,8 +5,8 @@ import time
 import pytest
 import wandb
 
-from harness.loggers import NullLogger, WandbLogger, make_logger
-from harness.runner import TrialSpec, run_trial
+from harness.core.loggers import NullLogger, WandbLogger, make_logger
+from harness.core.runner import TrialSpec, run_trial
 
 
 def test_make_logger_names_valid_choices():

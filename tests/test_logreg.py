@@ -5,8 +5,8 @@ import pytest
 from sklearn.datasets import dump_svmlight_file
 from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 
-from harness.registry import make_workload
-from harness.spec import DataMissingError
+from harness.core.registry import make_workload
+from harness.core.spec import DataMissingError
 from submission_testing import LogisticProblem
 from workloads.logreg import data
 

@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from harness import cli, reproduce
-from harness.reproduce import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, Metric
+from harness.commands import cli
+from harness.study import reproduce
+from harness.study.reproduce import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, Metric
 
 
 def raw_paper(**changes):

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard, results
-from harness.results import TrialStatus, legacy_placement
-from harness.runner import TrialSpec, run_trial
+from harness.core import results
+from harness.core.results import TrialStatus, legacy_placement
+from harness.core.runner import TrialSpec, run_trial
+from harness.study import leaderboard
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,12 +6,12 @@ import types
 import pytest
 import torch
 
-from harness import results
-from harness.closure import LOSS_EVERY
-from harness.registry import make_workload
-from harness.runner import TrialSpec, resolve_batch_size, run_trial, stale_reason
-from harness.submission import SUBMISSIONS_DIR, load_submission
-from harness.sweep import run_local
+from harness.core import results
+from harness.core.closure import LOSS_EVERY
+from harness.core.registry import make_workload
+from harness.core.runner import TrialSpec, resolve_batch_size, run_trial, stale_reason
+from harness.core.submission import SUBMISSIONS_DIR, load_submission
+from harness.study.sweep import run_local
 from workloads.logreg.workload import LogisticRegression
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import scoring
+from harness.study import scoring
 
 INF = math.inf
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from harness.search_space import SearchSpaceError, load_search_space, parse_search_space
+from harness.core.search_space import SearchSpaceError, load_search_space, parse_search_space
 
 
 def test_ranges_sample_inside_bounds_reproducibly():
@@ -62,8 +62,8 @@ def test_load_reports_invalid_json(tmp_path):
 def test_command_line_hyperparameters_are_checked_and_typed_at_the_door(tmp_path, capsys):
     """hp.learning_rate=1e-3 reaches YAML as the string '1e-3'; the search space makes it a float, and a
     misspelled name exits naming the valid ones."""
-    from harness.cli import main
-    from harness.submission import SubmissionError, load_submission
+    from harness.commands.cli import main
+    from harness.core.submission import SubmissionError, load_submission
 
     adamw = load_submission("adamw")
     checked = adamw.checked_hyperparameters({"learning_rate": "1e-3", "warmup_factor": "0.1"})

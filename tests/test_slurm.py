@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import checkpoint, launchers, results, status, sweep
-from harness.runner import TrialSpec
-from harness.submission import load_submission
-from harness.tuning import study_grid
+from harness.core import checkpoint, results
+from harness.core.runner import TrialSpec
+from harness.core.submission import load_submission
+from harness.study import launchers, status, sweep
+from harness.study.tuning import study_grid
 from test_launchers import config, content
 
 pytestmark = pytest.mark.slurm

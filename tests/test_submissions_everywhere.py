@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness.runner import TrialSpec, run_trial
-from harness.submission import SUBMISSIONS_DIR, available_submissions
+from harness.core.runner import TrialSpec, run_trial
+from harness.core.submission import SUBMISSIONS_DIR, available_submissions
 
 # resnet and gpt2 exist in PyTorch only; the JAX submissions are exercised in tests/test_jax.py.
 PYTORCH_SUBMISSIONS = [name for name in available_submissions()

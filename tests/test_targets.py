@@ -1,5 +1,5 @@
-"""Targets per preset (harness/targets.py), budgets per machine (harness/machine.py), the step-based
-calibration protocol (harness/calibrate.py), the thread policy, contention marks and `describe`."""
+"""Targets per preset (harness/core/targets.py), budgets per machine (harness/core/machine.py), the step-based
+calibration protocol (harness/study/calibrate.py), the thread policy, contention marks and `describe`."""
 
 import dataclasses
 import json
@@ -12,11 +12,12 @@ import pytest
 import torch
 import yaml
 
-from harness import calibrate, contention, machine, provenance, runner, targets
-from harness.cli import main
-from harness.registry import make_workload, workload_class
-from harness.runner import TrialSpec, run_trial
-from harness.targets import TargetsFileError
+from harness.commands.cli import main
+from harness.core import contention, machine, provenance, runner, targets
+from harness.core.registry import make_workload, workload_class
+from harness.core.runner import TrialSpec, run_trial
+from harness.core.targets import TargetsFileError
+from harness.study import calibrate
 
 
 @pytest.fixture
@@ -239,7 +240,7 @@ def test_normalized_time_agrees_across_a_faked_slower_clock(monkeypatch, tmp_pat
     too): seconds differ ~3x, time in reference steps agrees, and a normalized board merges both machines."""
     import shutil
 
-    from harness import leaderboard
+    from harness.study import leaderboard
 
     spec = TrialSpec("logreg_wine", "adamw", preset="cpu", eval_period_steps=100, eval_period_s=1e9, budget_multiplier=3.0)
     records = {}

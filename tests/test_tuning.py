@@ -6,11 +6,12 @@ import shutil
 
 import pytest
 
-from harness import cli, sweep
-from harness.runner import TrialSpec
-from harness.search_space import SearchSpaceError
-from harness.submission import SUBMISSIONS_DIR, load_submission
-from harness.tuning import SELF_TUNING_BUDGET_MULTIPLIER, study_grid
+from harness.commands import cli
+from harness.core.runner import TrialSpec
+from harness.core.search_space import SearchSpaceError
+from harness.core.submission import SUBMISSIONS_DIR, load_submission
+from harness.study import sweep
+from harness.study.tuning import SELF_TUNING_BUDGET_MULTIPLIER, study_grid
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness import registry
-from harness.runner import TrialSpec, run_trial
-from harness.spec import DataMissingError, ForwardPassMode
+from harness.core import registry
+from harness.core.runner import TrialSpec, run_trial
+from harness.core.spec import DataMissingError, ForwardPassMode
 from workloads.images import data
 from workloads.images.workload import ImageClassification, count_parameters
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.registry import make_workload, workload_class
-from harness.runner import TrialSpec, run_trial
-from harness.spec import DataMissingError, ForwardPassMode
+from harness.core.registry import make_workload, workload_class
+from harness.core.runner import TrialSpec, run_trial
+from harness.core.spec import DataMissingError, ForwardPassMode
 from workloads.dlrm import data as criteo
 from workloads.dlrm.model import DLRM
 from workloads.gpt import data as tokens
@@ -351,7 +351,7 @@ NADAMW_GPT2_CPU = {"learning_rate": 6e-3, "one_minus_beta1": 0.1, "beta2": 0.999
 
 TUNED_TRIAL = """
 import json, sys
-from harness.runner import TrialSpec, run_trial
+from harness.core.runner import TrialSpec, run_trial
 spec = TrialSpec(**json.loads(sys.argv[1]))
 record = run_trial(spec, sys.argv[2], data_dir=sys.argv[3], device="cpu")
 print(json.dumps({k: record.get(k) for k in ("status", "steps_to_target", "best_metric", "target_value", "error")}))
@@ -369,7 +369,7 @@ def test_tuned_nadamw_reaches_the_gpt2_cpu_target_late_in_its_horizon(tmp_path, 
     import subprocess
     import sys
 
-    from harness.targets import entry, tuned_point
+    from harness.core.targets import entry, tuned_point
 
     workload = make_workload("gpt2", "cpu")
     point, seed, grid = tuned_point("gpt2", "cpu", "nadamw"), 0, 100

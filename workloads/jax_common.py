@@ -23,7 +23,7 @@ except ImportError as err:
 
 import torch
 
-from harness.spec import ForwardPassMode, Workload, module_parameter_types
+from harness.core.spec import ForwardPassMode, Workload, module_parameter_types
 
 
 def to_jax(batch: dict[str, torch.Tensor]) -> dict[str, jax.Array]:

@@ -8,7 +8,7 @@ import jax
 import optax
 
 from optimlib import schedules
-from harness.spec import ForwardPassMode
+from harness.core.spec import ForwardPassMode
 
 
 def _optimizer(hyperparameters) -> optax.GradientTransformation:

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from harness.spec import UnsupportedWorkloadError
+from harness.core.spec import UnsupportedWorkloadError
 from optimlib.hessian import FULL_BATCH, add_flat_, gradient_and_hessian, require_small_convex_workload
 
 

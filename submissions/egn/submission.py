@@ -21,7 +21,7 @@ import math
 import torch
 
 from algoperf import spec
-from harness.spec import UnsupportedWorkloadError  # timetrial's, not in algoperf.spec
+from harness.core.spec import UnsupportedWorkloadError  # timetrial's, not in algoperf.spec
 from optimlib import schedules
 from optimlib.hessian import require_small_convex_workload
 

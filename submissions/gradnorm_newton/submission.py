@@ -14,7 +14,7 @@ lazy_newton; the Hessian helpers are optimlib/hessian.py's, shared with it).
 
 import torch
 
-from harness.spec import UnsupportedWorkloadError
+from harness.core.spec import UnsupportedWorkloadError
 from optimlib.hessian import FULL_BATCH, LazyHessian, add_flat_, gradient_and_hessian, require_small_convex_workload
 
 MAX_SEARCH = 40

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from harness.spec import UnsupportedWorkloadError
+from harness.core.spec import UnsupportedWorkloadError
 from optimlib.hessian import FULL_BATCH, LazyHessian, add_flat_, require_small_convex_workload
 
 

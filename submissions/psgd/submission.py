@@ -19,7 +19,7 @@ v comes from a torch.Generator seeded with the trial's seed.
 
 import torch
 
-from harness.spec import UnsupportedWorkloadError
+from harness.core.spec import UnsupportedWorkloadError
 from optimlib import schedules
 
 

@@ -34,7 +34,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from harness import spec
+from harness.core import spec
 from optimlib import schedules
 from optimlib.hyperparameters import BASE_OPTIMIZERS
 

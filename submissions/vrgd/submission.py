@@ -24,7 +24,7 @@ needs nothing from the engine's internals.
 
 import torch
 
-from harness import spec
+from harness.core import spec
 from optimlib import schedules
 from optimlib.hyperparameters import BASE_OPTIMIZERS
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard, results
-from harness.runner import TrialSpec, run_trial
+from harness.core import results
+from harness.core.runner import TrialSpec, run_trial
+from harness.study import leaderboard
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,7 @@ TRIAL_SCRIPT = textwrap.dedent("""
     import itertools, sys, time
     import torch
     torch.set_num_threads(1)
-    from harness.runner import TrialSpec, run_trial
+    from harness.core.runner import TrialSpec, run_trial
     ticks = itertools.count()
     clock = lambda: next(ticks) * 1e-3
     spec = TrialSpec("logreg_digits", "adamw", preset="tiny", max_steps=8000, stop_at_target=False,
@@ -70,7 +71,7 @@ def test_a_trial_killed_with_sigkill_resumes_within_one_eval_period(tmp_path, da
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from harness.results import atomic_write_json
+    from harness.core.results import atomic_write_json
     root, index = Path(sys.argv[1]), int(sys.argv[2])
     for round in range(20):
         payload = {"writer": index, "round": round, "padding": "x" * 20000}
@@ -119,8 +120,8 @@ def schedule(step, step_hint, hyperparameters):
 SWEEP = textwrap.dedent("""
     import resource, sys
     resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))  # this process may map 6 GB at most
-    from harness import sweep
-    from harness.runner import TrialSpec
+    from harness.study import sweep
+    from harness.core.runner import TrialSpec
     specs = [TrialSpec("logreg_wine", sys.argv[3], preset="tiny", max_steps=3),
              TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=3)]
     for record in sweep.run_local(specs, sys.argv[1], progress=False, data_dir=sys.argv[2], device="cpu"):

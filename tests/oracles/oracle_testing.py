@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.spec import Hyperparameters, LossType
-from harness.submission import load_submission
+from harness.core.spec import Hyperparameters, LossType
+from harness.core.submission import load_submission
 from submission_testing import LogisticProblem, step_submission
 
 STEPS = 50

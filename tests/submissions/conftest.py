@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.spec import LossType
+from harness.core.spec import LossType
 from submission_testing import LogisticProblem
 
 
@@ -94,8 +94,8 @@ def evaluate_then_resume():
     """run(name, hyperparameters, problem, steps, theta0) -> (evaluated, resumed): the parameters
     that `prepare_for_eval` hands to evaluation after `steps` steps, and the parameters after one
     more training step (which must continue from the training iterate, not the evaluated one)."""
-    from harness.spec import Hyperparameters
-    from harness.submission import load_submission
+    from harness.core.spec import Hyperparameters
+    from harness.core.submission import load_submission
     from submission_testing import theta_of
 
     def run(name, hyperparameters, problem, steps, theta0):

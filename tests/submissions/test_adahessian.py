@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.submission import load_submission
+from harness.core.submission import load_submission
 from submission_testing import LogisticProblem, run_submission
 from submissions.adahessian.submission import hessian_diagonal_estimate
 

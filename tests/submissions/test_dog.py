@@ -63,7 +63,7 @@ def test_dog_evaluates_the_polynomial_average(name, layerwise, evaluate_then_res
 @pytest.mark.parametrize("name", ["dog", "ldog"])
 def test_dog_reaches_logreg_target(name, reach_target):
     """L-DoG with its defaults; DoG with its documented tuned_logreg point (lr multiplier 2)."""
-    from harness.submission import load_submission
+    from harness.core.submission import load_submission
 
     tuned = load_submission(name).metadata.get("tuned_logreg", {})
     reach_target("logreg_wine", name, tuned, max_steps=5000)

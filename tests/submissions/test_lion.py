@@ -58,7 +58,7 @@ def test_lion_rejects_unknown_kappa():
 
 @pytest.mark.slow
 def test_lion_reaches_logreg_target(reach_target):
-    from harness.submission import load_submission
+    from harness.core.submission import load_submission
 
     tuned = load_submission("lion").metadata["tuned_logreg"]
     reach_target("logreg_wine", "lion", tuned, max_steps=5000)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.submission import load_submission
+from harness.core.submission import load_submission
 from submission_testing import run_submission
 
 KELLER_QUINTIC = [(3.4445, -4.7750, 2.0315)] * 5

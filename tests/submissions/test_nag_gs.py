@@ -1,6 +1,6 @@
 import numpy as np
 
-from harness.submission import load_submission
+from harness.core.submission import load_submission
 from submission_testing import LogisticProblem, run_submission
 
 

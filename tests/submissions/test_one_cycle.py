@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.submission import load_submission
+from harness.core.submission import load_submission
 from submission_testing import LogisticProblem, run_submission
 
 

@@ -70,7 +70,7 @@ def test_refinement_follows_gradient_norms():
 @pytest.mark.slow
 def test_refined_schedule_reaches_logreg_target(reach_target):
     """With the tuned 10% first phase the target falls in phase 2, under the refined schedule."""
-    from harness.submission import load_submission
+    from harness.core.submission import load_submission
 
     tuned = load_submission("refined_schedule").metadata["tuned_logreg"]
     record = reach_target("logreg_wine", "refined_schedule", tuned, max_steps=5000)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from submission_testing import LogisticProblem, run_submission
 
-from harness.submission import load_submission
+from harness.core.submission import load_submission
 
 HP = {"learning_rate": 0.05, "one_minus_beta1": 0.1, "beta2": 0.99, "epsilon": 1e-8, "weight_decay": 0.05,
       "warmup_factor": 0.2, "step_hint_factor": 0.5, "r": 0.75, "weight_lr_power": 2.0}
@@ -60,7 +60,7 @@ def test_schedule_free_reaches_logreg_target(reach_target):
 
 def test_schedule_free_defaults_are_the_algoperf_self_tuning_form():
     """AlgoPerf v0.5 self-tuning: r 0.75 and int(0.02 * step_hint * 0.75) warm-up steps (30 at step_hint 2000)."""
-    from harness.spec import Hyperparameters
+    from harness.core.spec import Hyperparameters
     from submissions.schedule_free_adamw.submission import create_optimizer
 
     problem = LogisticProblem(step_hint=2000)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.submission import load_submission
+from harness.core.submission import load_submission
 from submission_testing import LogisticProblem, run_submission
 from test_adamp import projection_reference
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.submission import load_submission
+from harness.core.submission import load_submission
 from submission_testing import run_submission
 from submissions.shampoo.submission import blocks_of, merged_shape
 

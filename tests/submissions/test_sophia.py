@@ -68,7 +68,7 @@ def test_sophia_rejects_unknown_estimator():
 
 @pytest.mark.slow
 def test_sophia_reaches_logreg_target(reach_target):
-    from harness.submission import load_submission
+    from harness.core.submission import load_submission
 
     tuned = load_submission("sophia").metadata["tuned_logreg"]
     reach_target("logreg_wine", "sophia", tuned, max_steps=5000)

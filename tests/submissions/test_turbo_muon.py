@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.submission import load_submission
+from harness.core.submission import load_submission
 from submission_testing import run_submission
 from optimlib.newton_schulz import MUON_NS_COEFFICIENTS, orthogonalize
 from submissions.turbo_muon.submission import TURBO_NS_COEFFICIENTS

@@ -6,8 +6,8 @@ import torch
 from scipy.special import expit
 from submission_testing import LogisticProblem, run_submission
 
-from harness.spec import Hyperparameters
-from harness.submission import load_submission
+from harness.core.spec import Hyperparameters
+from harness.core.submission import load_submission
 
 TUNED = {'learning_rate': 0.5, 'eta': 0.3}  # metadata tuned_logreg
 

@@ -7,7 +7,7 @@ import torch
 from submission_testing import LogisticProblem, run_submission
 
 from optimlib.schedules import warmup_cosine
-from harness.spec import LossType
+from harness.core.spec import LossType
 
 METADATA = json.loads((Path(__file__).parents[2] / "submissions/egn/metadata.json").read_text())
 
@@ -66,8 +66,8 @@ def test_reaches_target_on_logreg(cpu_trial):
 
 
 def test_other_families_are_unsupported():
-    from harness.spec import Hyperparameters, UnsupportedWorkloadError
-    from harness.submission import load_submission
+    from harness.core.spec import Hyperparameters, UnsupportedWorkloadError
+    from harness.core.submission import load_submission
     from submissions.egn.submission import init_optimizer_state
 
     class ImageWorkload:

@@ -48,8 +48,8 @@ def test_reaches_target_on_logreg(cpu_trial):
 
 
 def test_other_families_are_unsupported():
-    from harness.spec import UnsupportedWorkloadError
-    from harness.submission import load_submission
+    from harness.core.spec import UnsupportedWorkloadError
+    from harness.core.submission import load_submission
     from submissions.gradnorm_newton.submission import create_optimizer
 
     class RecommenderWorkload:

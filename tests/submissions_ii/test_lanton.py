@@ -7,8 +7,8 @@ import torch
 from submission_testing import LogisticProblem, step_submission
 
 from optimlib.schedules import warmup_cosine
-from harness.spec import Hyperparameters, LossType
-from harness.submission import load_submission
+from harness.core.spec import Hyperparameters, LossType
+from harness.core.submission import load_submission
 
 TUNED = json.loads((Path(__file__).parents[2] / "submissions/lanton/metadata.json").read_text())["tuned_logreg"]
 NS = ((3.4445, -4.7750, 2.0315),) * 5

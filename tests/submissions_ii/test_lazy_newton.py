@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from submission_testing import LogisticProblem, run_submission
 
-from harness.runner import TrialSpec, run_trial
+from harness.core.runner import TrialSpec, run_trial
 
 METADATA = json.loads((Path(__file__).parents[2] / "submissions/lazy_newton/metadata.json").read_text())
 
@@ -36,7 +36,7 @@ def test_matches_numpy_reference(period):
 
 def test_other_families_are_unsupported(tmp_path, data_dir):
     """Declared in metadata (recorded 'unsupported'), and raised if it is run there anyway."""
-    from harness.spec import UnsupportedWorkloadError
+    from harness.core.spec import UnsupportedWorkloadError
     from submissions.lazy_newton.submission import create_optimizer
 
     class ImageWorkload:

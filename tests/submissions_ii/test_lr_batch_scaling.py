@@ -6,8 +6,8 @@ import torch
 from submission_testing import LogisticProblem, run_submission
 
 from optimlib.schedules import warmup_cosine
-from harness.spec import Hyperparameters
-from harness.submission import load_submission
+from harness.core.spec import Hyperparameters
+from harness.core.submission import load_submission
 
 TUNED = {}  # the defaults are the tuned point
 

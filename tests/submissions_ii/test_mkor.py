@@ -7,8 +7,8 @@ import torch
 from submission_testing import LogisticProblem, step_submission
 
 from optimlib.schedules import warmup_cosine
-from harness.spec import Hyperparameters, LossType
-from harness.submission import load_submission
+from harness.core.spec import Hyperparameters, LossType
+from harness.core.submission import load_submission
 
 TUNED = json.loads((Path(__file__).parents[2] / "submissions/mkor/metadata.json").read_text())["tuned_logreg"]
 NAMES = ("W1", "b1", "W2", "b2")

@@ -4,7 +4,7 @@ import torch
 from submission_testing import LogisticProblem, run_submission
 
 from optimlib.schedules import warmup_cosine
-from harness.spec import UnsupportedWorkloadError
+from harness.core.spec import UnsupportedWorkloadError
 
 TUNED = {}  # the defaults reach the target
 
@@ -71,7 +71,7 @@ def test_reaches_target_on_logreg(cpu_trial):
 
 @pytest.mark.parametrize("workload", ["resnet", "gpt2"])
 def test_deep_network_workloads_are_recorded_unsupported(workload, tmp_path):
-    from harness.runner import TrialSpec, run_trial
+    from harness.core.runner import TrialSpec, run_trial
 
     record = run_trial(TrialSpec(workload=workload, submission="psgd", preset="tiny"), tmp_path, device="cpu")
     assert record["status"] == "unsupported" and "Kronecker form" in record["error"]
@@ -82,7 +82,7 @@ def test_default_preconditioner_lr_is_psgd_torchs_first_order_value():
     preconditioner lr is 0.01; the metadata default and the optimizer's own default agree."""
     import inspect
 
-    from harness.submission import load_submission
+    from harness.core.submission import load_submission
     from submissions.psgd.submission import DensePSGD
 
     assert load_submission("psgd").default_hyperparameters()["preconditioner_lr"] == 0.01

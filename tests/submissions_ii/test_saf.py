@@ -7,7 +7,7 @@ import torch
 from submission_testing import LogisticProblem, run_submission
 
 from optimlib.schedules import warmup_cosine
-from harness.spec import LossType
+from harness.core.spec import LossType
 
 METADATA = json.loads((Path(__file__).parents[2] / "submissions/saf/metadata.json").read_text())
 
@@ -79,7 +79,7 @@ def test_softmax_trajectory_loss_is_tau_squared_kl():
 
 
 def test_regression_workloads_are_unsupported():
-    from harness.spec import UnsupportedWorkloadError
+    from harness.core.spec import UnsupportedWorkloadError
     from submissions.saf.submission import trajectory_loss
 
     with pytest.raises(UnsupportedWorkloadError, match="loss type"):

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from harness.results import atomic_write_json
-from harness.spec import DataMissingError
+from harness.core.results import atomic_write_json
+from harness.core.spec import DataMissingError
 
 N_DENSE, N_CATEGORICAL = 13, 26
 COLUMNS = ["label"] + [f"I{i}" for i in range(1, N_DENSE + 1)] + [f"C{i}" for i in range(1, N_CATEGORICAL + 1)]

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.results import atomic_write_json
-from harness.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
+from harness.core.results import atomic_write_json
+from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.dlrm import data
 from workloads.dlrm.model import DLRM, DLRMConfig
 
@@ -108,14 +108,6 @@ class DLRMSmall(Workload):
     version = 2  # cpu: the re-sized SYNTHETIC log (2M rows, cardinalities <= 2,000, stronger interactions)
     embedding_init_multiplier = 1.0
     frameworks = ("pytorch", "jax")
-
-    @classmethod
-    def implementation(cls, framework: str) -> type[Workload]:
-        if framework == "jax":
-            from workloads.dlrm.jax_workload import jax_implementation  # jax is an optional extra
-
-            return jax_implementation(cls)
-        return super().implementation(framework)
 
     @property
     def options(self) -> dict[str, Any]:

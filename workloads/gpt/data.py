@@ -15,8 +15,8 @@ from typing import Iterable
 
 import numpy as np
 
-from harness.results import atomic_write_json
-from harness.spec import DataMissingError
+from harness.core.results import atomic_write_json
+from harness.core.spec import DataMissingError
 
 SPLITS = ("train", "val")
 HELD_OUT_EVERY = 8  # shakespeare_char: plays[::8] (sorted by file name) are the validation split

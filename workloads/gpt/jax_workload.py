@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.spec import Workload
+from harness.core.spec import Workload
 from workloads.jax_common import Dropout, JaxWorkload, jax_class  # first: says how to install jax if absent
 
 import jax  # noqa: E402

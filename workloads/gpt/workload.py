@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.results import atomic_write_json
-from harness.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
+from harness.core.results import atomic_write_json
+from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.gpt import data
 from workloads.gpt.model import GPT, GPTConfig
 
@@ -67,14 +67,6 @@ class GPTLanguageModel(Workload):
     pre_ln = True
     init_std = 0.02
     frameworks = ("pytorch", "jax")
-
-    @classmethod
-    def implementation(cls, framework: str) -> type[Workload]:
-        if framework == "jax":
-            from workloads.gpt.jax_workload import jax_implementation  # jax is an optional extra
-
-            return jax_implementation(cls)
-        return super().implementation(framework)
 
     @property
     def options(self) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.results import atomic_write_json
-from harness.spec import ExampleCounts, ForwardPassMode, LossType, Workload
+from harness.core.results import atomic_write_json
+from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, Workload
 from workloads.images import data
 
 # Per dataset: its loader, the image shape (channels, height, width), the padding of the random

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, special
 
-from harness.results import atomic_write_json
-from harness.spec import DataMissingError
+from harness.core.results import atomic_write_json
+from harness.core.spec import DataMissingError
 
 
 def sklearn_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:

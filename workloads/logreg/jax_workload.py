@@ -24,7 +24,7 @@ try:
 except ImportError as err:
     raise ImportError("framework=jax needs the jax extra: .venv/bin/pip install -e '.[jax]'") from err
 
-from harness.spec import Workload
+from harness.core.spec import Workload
 from workloads.jax_common import JaxWorkload, jax_class
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
+from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.logreg import data
 
 LOGREG_SIZES = {
@@ -40,14 +40,6 @@ class LogisticRegression(Workload):
     l2 = 1e-3
     standardize = True
     frameworks = ("pytorch", "jax")
-
-    @classmethod
-    def implementation(cls, framework: str) -> type[Workload]:
-        if framework == "jax":
-            from workloads.logreg.jax_workload import jax_implementation  # jax is an optional extra
-
-            return jax_implementation(cls)
-        return super().implementation(framework)
 
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

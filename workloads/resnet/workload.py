@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness.spec import PresetSize
+from harness.core.spec import PresetSize
 from workloads.images.workload import DATA_DESCRIPTION, ImageClassification
 from workloads.resnet.model import ResNet, ResNetConfig
 

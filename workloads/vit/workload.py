@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness.spec import PresetSize
+from harness.core.spec import PresetSize
 from workloads.images.workload import DATA_DESCRIPTION, ImageClassification
 from workloads.vit.model import ViT, ViTConfig
 

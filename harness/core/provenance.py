@@ -1,0 +1,86 @@
+"""Where a result came from: code version, submission source, hardware, libraries, seed."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+@functools.cache
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_model(device: torch.device) -> str | None:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return None
+
+
+def hardware(device: torch.device) -> dict:
+    info = {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu_model(device),
+        "device": device.type,
+    }
+    key = f"{info['cpu']}|{info['torch_threads']}|{info['gpu'] or 'no-gpu'}"
+    info["fingerprint"] = hashlib.sha256(key.encode()).hexdigest()[:12]
+    info["label"] = f"{info['gpu'] or info['cpu']} ({info['torch_threads']} threads)"
+    return info
+
+
+def framework_versions(framework: str) -> dict:
+    """Versions of the framework's own libraries beyond torch (which every trial records)."""
+    if framework != "jax":
+        return {}
+    import jax
+    import optax
+
+    return {"jax": jax.__version__, "optax": optax.__version__, "jax_devices": [str(d) for d in jax.devices()]}
+
+
+def provenance(device: torch.device, seed: int, submission_hash: str | None, framework: str = "pytorch") -> dict:
+    return {
+        "git_commit": git_commit(),
+        "submission_source_hash": submission_hash,
+        "host": socket.gethostname(),
+        "hardware": hardware(device),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        **framework_versions(framework),
+        "seed": seed,
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
