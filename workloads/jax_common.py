@@ -37,6 +37,16 @@ def torch_to_jax_params(model: torch.nn.Module) -> dict[str, jax.Array]:
     return {name: jnp.asarray(p.detach().cpu().numpy()) for name, p in model.named_parameters()}
 
 
+def loss_outputs(per_example: jax.Array, mask_batch: jax.Array | None) -> dict[str, jax.Array]:
+    """AlgoPerf's loss dict from per-example (or per-token) losses; masked entries count for nothing."""
+    if mask_batch is not None:
+        per_example = per_example * mask_batch
+        n_valid = mask_batch.sum()
+    else:
+        n_valid = jnp.asarray(float(per_example.size))
+    return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
+
+
 def dropout(x: jax.Array, rate: float, rng: Any) -> jax.Array:
     """`F.dropout(x, rate, training=True)`: zero each element with probability `rate`, scale the rest
     by 1 / (1 - rate); rate 1 gives zeros."""

@@ -10,10 +10,8 @@ the model object itself is never pickled (workloads may keep per-forward state o
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
 import random
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.core.results import atomic_write_text
+from harness.core.results import atomic_write, atomic_write_text
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -110,17 +108,7 @@ def restore_rng_states(states: dict[str, Any]) -> None:
 
 def save(trial_dir: Path, payload: dict[str, Any]) -> None:
     """Write the checkpoint via a temp file + rename: a job killed mid-write leaves the old one intact."""
-    path = Path(trial_dir) / CHECKPOINT_FILE
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(Path(trial_dir) / CHECKPOINT_FILE, lambda handle: torch.save(payload, handle), binary=True)
 
 
 def load(trial_dir: Path) -> dict[str, Any] | None:

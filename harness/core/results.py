@@ -12,7 +12,7 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import IO, Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
@@ -75,21 +75,26 @@ def comparable(value: Any) -> Any:
     return json.loads(json.dumps(_jsonable(value), sort_keys=True))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder + rename, so readers never see half a file."""
+def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -> None:
+    """`write(handle)` into a temp file in the same folder, fsync, rename: readers never see half a file,
+    and a job killed mid-write leaves the old one intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text))
 
 
 def atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.core.spec import Workload
 from workloads.dlrm import data
-from workloads.jax_common import Dropout, JaxWorkload, jax_class  # first: says how to install jax if absent
+from workloads.jax_common import Dropout, JaxWorkload, jax_class, loss_outputs  # first: says how to install jax if absent
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -62,12 +62,7 @@ class JaxDLRMSmall(JaxWorkload):
         targets = label_batch * (1 - label_smoothing) + 0.5 * label_smoothing
         # F.binary_cross_entropy_with_logits' stable form
         per_example = jnp.maximum(logits_batch, 0) - logits_batch * targets + jnp.log1p(jnp.exp(-jnp.abs(logits_batch)))
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            n_valid = mask_batch.sum()
-        else:
-            n_valid = jnp.asarray(float(per_example.shape[0]))
-        return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
+        return loss_outputs(per_example, mask_batch)
 
     def correct_predictions(self, logits, targets):
         return (logits > 0).astype(jnp.float32) == targets

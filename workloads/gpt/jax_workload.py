@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.spec import Workload
-from workloads.jax_common import Dropout, JaxWorkload, jax_class  # first: says how to install jax if absent
+from workloads.jax_common import Dropout, JaxWorkload, jax_class, loss_outputs  # first: says how to install jax if absent
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -91,12 +91,7 @@ class JaxGPT(JaxWorkload):
         log_probs = jax.nn.log_softmax(logits_batch.astype(jnp.float32), axis=-1)
         nll = -jnp.take_along_axis(log_probs, label_batch[..., None], axis=-1)[..., 0]
         per_token = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(-1) if label_smoothing else nll
-        if mask_batch is not None:
-            per_token = per_token * mask_batch
-            n_valid = mask_batch.sum()
-        else:
-            n_valid = jnp.asarray(float(per_token.size))
-        return {"summed": per_token.sum(), "n_valid_examples": n_valid, "per_example": per_token}
+        return loss_outputs(per_token, mask_batch)
 
     def correct_predictions(self, logits, targets):
         return logits.argmax(-1) == targets

@@ -25,7 +25,7 @@ except ImportError as err:
     raise ImportError("framework=jax needs the jax extra: .venv/bin/pip install -e '.[jax]'") from err
 
 from harness.core.spec import Workload
-from workloads.jax_common import JaxWorkload, jax_class
+from workloads.jax_common import JaxWorkload, jax_class, loss_outputs
 
 
 class Logits(NamedTuple):
@@ -59,13 +59,7 @@ class JaxLogisticRegression(JaxWorkload):
         else:
             one_hot = jax.nn.one_hot(label_batch, self.n_classes, dtype=logits.dtype)
             per_example = optax.softmax_cross_entropy(logits, optax.smooth_labels(one_hot, label_smoothing))
-        per_example = per_example + penalty
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            n_valid = mask_batch.sum()
-        else:
-            n_valid = jnp.asarray(float(per_example.shape[0]))
-        return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
+        return loss_outputs(per_example + penalty, mask_batch)
 
     def linear_weights(self, model: dict[str, jax.Array]) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(model["weight"], np.float64), np.asarray(model["bias"], np.float64)
