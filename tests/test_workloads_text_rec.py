@@ -369,15 +369,13 @@ def test_tuned_nadamw_reaches_the_gpt2_cpu_target_late_in_its_horizon(tmp_path, 
     import subprocess
     import sys
 
-    from harness.core.targets import entry, tuned_point
+    from harness.core.targets import fastest_rerun
 
     workload = make_workload("gpt2", "cpu")
-    point, seed, grid = tuned_point("gpt2", "cpu", "nadamw"), 0, 100
-    if point is not None:  # the committed calibration: rerun its seed that met the target first, on its grid
-        hits = entry("gpt2", "cpu")["provenance"]["rerun_steps_to_target"]
-        seed = 1 + min((i for i, hit in enumerate(hits) if hit is not None), key=lambda i: hits[i])
-        grid = workload.step_hint // 20
-    spec = dict(workload="gpt2", submission="nadamw", preset="cpu", hyperparameters=point or NADAMW_GPT2_CPU,
+    rerun = fastest_rerun("gpt2", "cpu")  # the committed calibration: its seed that met the target first
+    submission, point, seed, grid = ("nadamw", NADAMW_GPT2_CPU, 0, 100) if rerun is None else (
+        rerun.submission, rerun.hyperparameters, rerun.seed, workload.step_hint // 20)
+    spec = dict(workload="gpt2", submission=submission, preset="cpu", hyperparameters=point,
                 seed=seed, step_based=True, max_steps=workload.step_hint, eval_period_steps=grid, ruleset="test")
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
     out = subprocess.run([sys.executable, "-c", TUNED_TRIAL, json.dumps(spec), str(tmp_path), str(data_dir)],

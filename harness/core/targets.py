@@ -107,6 +107,28 @@ def tuned_point(workload: str, preset: str, submission: str) -> dict[str, Any] |
     return dict(point) if point is not None else None
 
 
+@dataclasses.dataclass(frozen=True)
+class FastestRerun:
+    """The calibration's rerun that met the target first: what a test reruns to show the target is
+    reachable late in the horizon (seeds 1..N are the reruns, harness/study/calibrate.py)."""
+
+    submission: str
+    hyperparameters: dict[str, Any]
+    seed: int
+    steps_to_target: int
+
+
+def fastest_rerun(workload: str, preset: str) -> FastestRerun | None:
+    """None until the protocol has set the target (or when no rerun met it)."""
+    provenance = (entry(workload, preset) or {}).get("provenance") or {}
+    hits = provenance.get("rerun_steps_to_target") or []
+    met = [(steps, i) for i, steps in enumerate(hits) if steps is not None]
+    if not met:
+        return None
+    steps, index = min(met)
+    return FastestRerun(provenance["best_submission"], dict(provenance["best_hyperparameters"]), index + 1, steps)
+
+
 def write_entry(preset: str, workload: str, new_entry: Mapping[str, Any]) -> Path:
     """Add or replace one workload's entry, keeping the others (atomic write)."""
     path = targets_file(preset)
