@@ -260,7 +260,7 @@ def test_cpu_splits_are_large_and_trivial_models_far_below_the_target(name, data
 
 
 @pytest.mark.slow
-def test_tuned_nadamw_reaches_the_resnet_cpu_target_late(tmp_path, data_dir):
+def test_the_fastest_calibration_rerun_reaches_the_resnet_cpu_target_late(tmp_path, data_dir):
     """Step-based, so the verdict is the same on any machine: the committed calibration's rerun that met
     the target first (configs/targets/cpu.yaml), else the exploration's point (workloads/resnet/workload.py
     docstring) at seed 0, reaches the target within step_hint steps, but not early (the target sits

@@ -359,7 +359,7 @@ print(json.dumps({k: record.get(k) for k in ("status", "steps_to_target", "best_
 
 
 @pytest.mark.slow
-def test_tuned_nadamw_reaches_the_gpt2_cpu_target_late_in_its_horizon(tmp_path, data_dir):
+def test_the_fastest_calibration_rerun_reaches_the_gpt2_cpu_target_late(tmp_path, data_dir):
     """Step-based (no clock budget, evaluation on a 100-step grid), so the verdict is the same on any
     machine: the target is met, and not before 60% of step_hint. The point is the committed tuned one
     (configs/targets/cpu.yaml) with the rerun seed that met the target first, else the exploration's
