@@ -2,13 +2,10 @@
 step from the same warm-up + cosine schedule as the PyTorch `adamw` submission, and one jitted
 train step (forward, backward, update) per call of `update_params`."""
 
-import functools
-
-import jax
 import optax
 
-from optimlib import schedules
 from harness.core.spec import ForwardPassMode
+from optimlib import optax_steps
 
 
 def _optimizer(hyperparameters) -> optax.GradientTransformation:
@@ -21,35 +18,7 @@ def _optimizer(hyperparameters) -> optax.GradientTransformation:
     )
 
 
-@functools.lru_cache(maxsize=8)
-def _train_step(workload, hyperparameter_items: tuple):
-    """The jitted step for one workload and hyperparameter point, compiled on first use."""
-    optimizer = _optimizer(dict(hyperparameter_items))
-
-    def step(params, opt_state, model_state, batch, learning_rate):
-        def loss_of(p):
-            logits, new_model_state = workload.model_fn(p, batch, model_state, ForwardPassMode.TRAIN, None, True)
-            out = workload.loss_fn(batch["targets"], logits, batch.get("weights"))
-            return out["summed"] / out["n_valid_examples"], new_model_state
-
-        (loss, new_model_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-        opt_state.hyperparams["learning_rate"] = learning_rate
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, new_model_state, loss
-
-    return jax.jit(step)
 
 
-def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
-    return {"opt_state": _optimizer(hyperparameters).init(model_params)}
-
-
-def update_params(workload, current_param_container, current_params_types, model_state, hyperparameters,
-                  batch, loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
-    learning_rate = hyperparameters.learning_rate * schedules.warmup_cosine(
-        global_step, workload.step_hint, hyperparameters.warmup_factor)
-    params, opt_state, model_state, loss = _train_step(workload, tuple(sorted(hyperparameters.items())))(
-        current_param_container, optimizer_state["opt_state"], model_state, batch, learning_rate)
-    workload.metrics_logger.append_scalar_metrics({"train_loss": loss}, global_step)
-    return {"opt_state": opt_state}, params, model_state
+init_optimizer_state, update_params = optax_steps.warmup_cosine_functions(_optimizer, ForwardPassMode.TRAIN)
 

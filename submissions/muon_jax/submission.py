@@ -16,15 +16,13 @@ Only 1-D and 2-D parameters are supported (every JAX workload's); the twin flatt
 weights, which this refuses.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import optax
 from optax.contrib import MuonDimensionNumbers
 
 from harness.core.spec import ForwardPassMode
-from optimlib import schedules
+from optimlib import optax_steps, schedules
 
 # PyTorch's (out, in): the reduction (input) axis is 1, the output axis 0
 TORCH_LAYOUT = MuonDimensionNumbers(reduction_axis=1, output_axis=0)
@@ -81,24 +79,6 @@ def _optimizer(hyperparameters) -> optax.GradientTransformation:
         adam_b2=hyperparameters["adam_beta2"], adam_eps=hyperparameters["adam_epsilon"])
 
 
-@functools.lru_cache(maxsize=8)
-def _train_step(workload, hyperparameter_items: tuple):
-    """The jitted step for one workload and hyperparameter point, compiled on first use."""
-    optimizer = _optimizer(dict(hyperparameter_items))
-
-    def step(params, opt_state, model_state, batch, learning_rate, adam_learning_rate):
-        def loss_of(p):
-            logits, new_model_state = workload.model_fn(p, batch, model_state, ForwardPassMode.TRAIN, None, True)
-            out = workload.loss_fn(batch["targets"], logits, batch.get("weights"))
-            return out["summed"] / out["n_valid_examples"], new_model_state
-
-        (loss, new_model_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-        opt_state.hyperparams["learning_rate"] = learning_rate
-        opt_state.hyperparams["adam_learning_rate"] = adam_learning_rate
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, new_model_state, loss
-
-    return jax.jit(step)
 
 
 def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
@@ -109,8 +89,7 @@ def update_params(workload, current_param_container, current_params_types, model
                   batch, loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
     multiplier = schedules.warmup_cosine(global_step, round(hyperparameters.step_hint_factor * workload.step_hint),
                                          hyperparameters.warmup_factor)
-    params, opt_state, model_state, loss = _train_step(workload, tuple(sorted(hyperparameters.items())))(
-        current_param_container, optimizer_state["opt_state"], model_state, batch,
-        hyperparameters.learning_rate * multiplier, hyperparameters.adam_learning_rate * multiplier)
-    workload.metrics_logger.append_scalar_metrics({"train_loss": loss}, global_step)
-    return {"opt_state": opt_state}, params, model_state
+    return optax_steps.update(workload, _optimizer, ForwardPassMode.TRAIN, hyperparameters, current_param_container,
+                              optimizer_state, model_state, batch, global_step, rng,
+                              learning_rate=hyperparameters.learning_rate * multiplier,
+                              adam_learning_rate=hyperparameters.adam_learning_rate * multiplier)

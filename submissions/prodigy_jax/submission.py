@@ -14,13 +14,10 @@ Two conventions differ, one matched here and one left:
   2.0e-4 at parameters of size 5; tests/test_optax_submissions.py).
 """
 
-import functools
-
-import jax
 import optax
 
 from harness.core.spec import ForwardPassMode
-from optimlib import schedules
+from optimlib import optax_steps, schedules
 
 
 def _optimizer(hyperparameters) -> optax.GradientTransformation:
@@ -29,23 +26,6 @@ def _optimizer(hyperparameters) -> optax.GradientTransformation:
         eps=hyperparameters["epsilon"], estim_lr0=hyperparameters["d0"], weight_decay=hyperparameters["weight_decay"])
 
 
-@functools.lru_cache(maxsize=8)
-def _train_step(workload, hyperparameter_items: tuple):
-    """The jitted step for one workload and hyperparameter point, compiled on first use."""
-    optimizer = _optimizer(dict(hyperparameter_items))
-
-    def step(params, opt_state, model_state, batch, learning_rate):
-        def loss_of(p):
-            logits, new_model_state = workload.model_fn(p, batch, model_state, ForwardPassMode.TRAIN, None, True)
-            out = workload.loss_fn(batch["targets"], logits, batch.get("weights"))
-            return out["summed"] / out["n_valid_examples"], new_model_state
-
-        (loss, new_model_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-        opt_state.hyperparams["learning_rate"] = learning_rate
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, new_model_state, loss
-
-    return jax.jit(step)
 
 
 def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
@@ -58,7 +38,5 @@ def update_params(workload, current_param_container, current_params_types, model
     bias_correction = (1.0 - hyperparameters.beta2 ** t) ** 0.5 / (1.0 - hyperparameters.beta1 ** t)
     learning_rate = hyperparameters.learning_rate * schedules.warmup_cosine(
         global_step, workload.step_hint, hyperparameters.warmup_factor) / bias_correction
-    params, opt_state, model_state, loss = _train_step(workload, tuple(sorted(hyperparameters.items())))(
-        current_param_container, optimizer_state["opt_state"], model_state, batch, learning_rate)
-    workload.metrics_logger.append_scalar_metrics({"train_loss": loss}, global_step)
-    return {"opt_state": opt_state}, params, model_state
+    return optax_steps.update(workload, _optimizer, ForwardPassMode.TRAIN, hyperparameters, current_param_container,
+                              optimizer_state, model_state, batch, global_step, rng, learning_rate=learning_rate)

@@ -17,7 +17,7 @@ import jax
 import optax
 
 from harness.core.spec import ForwardPassMode
-from optimlib import schedules
+from optimlib import optax_steps, schedules
 
 
 def sgd_momentum(learning_rate, momentum, weight_decay) -> optax.GradientTransformation:
@@ -44,13 +44,12 @@ def _optimizer(hyperparameters) -> optax.GradientTransformation:
 @functools.lru_cache(maxsize=8)
 def _train_step(workload, hyperparameter_items: tuple):
     """The jitted step for one workload and hyperparameter point, compiled on first use."""
-    optimizer = _optimizer(dict(hyperparameter_items))
+    hyperparameters = dict(hyperparameter_items)
+    optimizer = _optimizer(hyperparameters)
 
     def step(params, opt_state, model_state, batch, learning_rate):
         def loss_of(p):
-            logits, new_model_state = workload.model_fn(p, batch, model_state, ForwardPassMode.TRAIN, None, True)
-            out = workload.loss_fn(batch["targets"], logits, batch.get("weights"))
-            return out["summed"] / out["n_valid_examples"], new_model_state
+            return optax_steps.mean_loss(workload, p, model_state, batch, ForwardPassMode.TRAIN, None, hyperparameters)
 
         (loss, new_model_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         opt_state.opt_state.hyperparams["learning_rate"] = learning_rate  # the base optimizer's

@@ -15,12 +15,10 @@ matched to the PyTorch twin:
   from again (as the twin's eval_mode/train_mode switch).
 """
 
-import functools
-
-import jax
 import optax
 
 from harness.core.spec import ForwardPassMode
+from optimlib import optax_steps
 
 
 def schedule_free_adamw(learning_rate, weighting_learning_rate, b1, b2, eps, weight_decay, weight_lr_power):
@@ -39,24 +37,6 @@ def _optimizer(hyperparameters) -> optax.GradientTransformation:
         weight_lr_power=hyperparameters["weight_lr_power"])
 
 
-@functools.lru_cache(maxsize=8)
-def _train_step(workload, hyperparameter_items: tuple):
-    """The jitted step for one workload and hyperparameter point, compiled on first use."""
-    optimizer = _optimizer(dict(hyperparameter_items))
-
-    def step(params, opt_state, model_state, batch, learning_rate, weighting_learning_rate):
-        def loss_of(p):
-            logits, new_model_state = workload.model_fn(p, batch, model_state, ForwardPassMode.TRAIN, None, True)
-            out = workload.loss_fn(batch["targets"], logits, batch.get("weights"))
-            return out["summed"] / out["n_valid_examples"], new_model_state
-
-        (loss, new_model_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-        opt_state.hyperparams["learning_rate"] = learning_rate
-        opt_state.hyperparams["weighting_learning_rate"] = weighting_learning_rate
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, new_model_state, loss
-
-    return jax.jit(step)
 
 
 def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
@@ -71,10 +51,9 @@ def update_params(workload, current_param_container, current_params_types, model
     warmup = min(1.0, (global_step + 1) / warmup_steps) if warmup_steps else 1.0  # the twin's, from its step count
     learning_rate = hyperparameters.learning_rate * warmup
     weighting_learning_rate = (global_step + 1) ** (hyperparameters.r / hyperparameters.weight_lr_power) * learning_rate
-    params, opt_state, model_state, loss = _train_step(workload, tuple(sorted(hyperparameters.items())))(
-        params, optimizer_state["opt_state"], model_state, batch, learning_rate, weighting_learning_rate)
-    workload.metrics_logger.append_scalar_metrics({"train_loss": loss}, global_step)
-    return {"opt_state": opt_state}, params, model_state
+    return optax_steps.update(workload, _optimizer, ForwardPassMode.TRAIN, hyperparameters, params, optimizer_state,
+                              model_state, batch, global_step, rng, learning_rate=learning_rate,
+                              weighting_learning_rate=weighting_learning_rate)
 
 
 def prepare_for_eval(workload, current_param_container, current_params_types, model_state, hyperparameters,
