@@ -126,6 +126,14 @@ class JaxWorkload:
         return jax.tree.map(jnp.asarray, saved)
 
 
+class TorchInitialisedJaxWorkload(JaxWorkload):
+    """A JAX mixin whose parameters start as the PyTorch model of the same seed, converted."""
+
+    def init_model_fn(self, rng: int) -> tuple[dict[str, jax.Array], None]:
+        model, model_state = super().init_model_fn(rng)  # the PyTorch model of this seed
+        return self.params_from_torch(model), model_state
+
+
 @functools.cache
 def jax_class(mixin: type, cls: type[Workload]) -> type[Workload]:
     """`cls` (a PyTorch workload class) with a JAX mixin's model, loss and hooks in front."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.spec import Workload
-from workloads.jax_common import Dropout, JaxWorkload, jax_class, loss_outputs  # first: says how to install jax if absent
+from workloads.jax_common import Dropout, TorchInitialisedJaxWorkload, jax_class, loss_outputs  # first: says how to install jax if absent
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -57,12 +57,8 @@ def mlp(params, prefix: str, x: jax.Array, drop: Dropout) -> jax.Array:
     return drop(linear(params, f"{prefix}.c_proj", hidden))
 
 
-class JaxGPT(JaxWorkload):
+class JaxGPT(TorchInitialisedJaxWorkload):
     """Mixin over a PyTorch GPT workload class: the JAX model and loss."""
-
-    def init_model_fn(self, rng: int) -> tuple[dict[str, jax.Array], None]:
-        model, model_state = super().init_model_fn(rng)  # the PyTorch model of this seed
-        return self.params_from_torch(model), model_state
 
     def model_fn(self, params, augmented_and_preprocessed_input_batch, model_state, mode, rng,
                  update_batch_norm, dropout_rate=None):
