@@ -205,12 +205,13 @@ def test_the_estimate_uses_the_ledgers_steps_to_target(tmp_path, data_dir, targe
     ran = TrialSpec("logreg_wine", entry["provenance"]["best_submission"], preset="tiny", hyperparameters=point)
     unseen = dataclasses.replace(ran, hyperparameters={**point, "learning_rate": 1234.5})
     budget = make_workload("logreg_wine", "tiny").max_allowed_runtime_sec
-    assert sweep.estimate([unseen], cfg) == sweep.TimeEstimate(budget, budget, 0)
+    assert sweep.estimate([unseen], cfg) == sweep.TimeEstimate((budget,), budget, 0)
     hits = calibrate.ledger_steps_to_target("tiny", "logreg_wine", ran.submission, point, entry["target_value"], "min")
     assert len(hits) == 4 and any(h is not None for h in hits)  # the tuning trial and its 3 reruns
     known = sweep.estimate([ran, unseen], cfg)
     expected = sum(budget if h is None else min(budget, h * 0.01) for h in hits) / len(hits)
-    assert known == sweep.TimeEstimate(pytest.approx(expected + budget), 2 * budget, 1)
+    assert known == sweep.TimeEstimate((pytest.approx(expected), budget), 2 * budget, 1)
+    assert sweep.longest_first([ran, unseen], known) == [unseen, ran]
     assert "1 trials expected from the calibration ledger" in known.describe(workers=2)
 
 

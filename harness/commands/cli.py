@@ -155,9 +155,10 @@ def cmd_bench(positionals, cfg, hyperparameters) -> int:
     template = trial_spec(cfg, workloads[0], cfg.bench.submissions[0], hyperparameters, **compare.REFERENCE_PLACEMENT)
     specs = compare.reference_specs(template, workloads, list(cfg.bench.submissions))
     workers = local_workers(cfg)
+    estimated = sweep.estimate(specs, cfg)
     print(f"bench: {len(specs)} trials ({', '.join(cfg.bench.submissions)} on {', '.join(workloads)}), preset "
-          f"{cfg.preset}; {sweep.estimate(specs, cfg).describe(workers)}", flush=True)
-    sweep.launch(specs, cfg)
+          f"{cfg.preset}; {estimated.describe(workers)}", flush=True)
+    sweep.launch(sweep.longest_first(specs, estimated), cfg)
     options = leaderboard_options(cfg)
     print(report.render_markdown(leaderboard.build(cfg.results_dir, cfg.preset, "tuned", options), options))
     return 0

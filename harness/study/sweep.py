@@ -44,12 +44,12 @@ def suite(workloads: str | Sequence[str], preset: str, data_dir: str | None,
 class TimeEstimate:
     """Trial time of a list of specs on this machine (evaluation not included)."""
 
-    expected_s: float  # each trial's steps to target in the calibration ledger x this machine's step time
-    bound_s: float     # every trial to its budget
-    from_ledger: int   # trials whose point the ledger ran; the others are expected to use their whole budget
+    expected_s: tuple[float, ...]  # per trial: its steps to target in the calibration ledger x this machine's step time
+    bound_s: float                 # every trial to its budget
+    from_ledger: int               # trials whose point the ledger ran; the others are expected to use their whole budget
 
     def describe(self, workers: int) -> str:
-        return (f"about {self.expected_s / 60 / workers:.1f} min on {workers} worker(s) (at most "
+        return (f"about {sum(self.expected_s) / 60 / workers:.1f} min on {workers} worker(s) (at most "
                 f"{self.bound_s / 60 / workers:.1f}) plus evaluation; {self.from_ledger} trials expected from the "
                 "calibration ledger's steps to target x this machine's step times, the rest at their budgets")
 
@@ -59,7 +59,8 @@ def estimate(specs: Sequence[TrialSpec], cfg) -> TimeEstimate:
     ran a trial's exact point, the mean of its trials' times to target (a miss costs the whole budget)."""
     device = resolve_device(cfg.device)
     workloads: dict[tuple[str, str], Any] = {}
-    expected = bound = 0.0
+    expected: list[float] = []
+    bound = 0.0
     from_ledger = 0
     for spec in specs:
         if (spec.workload, spec.preset) not in workloads:
@@ -75,10 +76,16 @@ def estimate(specs: Sequence[TrialSpec], cfg) -> TimeEstimate:
                                                 workload.target_direction) if step_time else []
         if hits and spec.stop_at_target:
             from_ledger += 1
-            expected += sum(budget if h is None else min(budget, h * step_time) for h in hits) / len(hits)
+            expected.append(sum(budget if h is None else min(budget, h * step_time) for h in hits) / len(hits))
         else:
-            expected += budget
-    return TimeEstimate(expected, bound, from_ledger)
+            expected.append(budget)
+    return TimeEstimate(tuple(expected), bound, from_ledger)
+
+
+def longest_first(specs: Sequence[TrialSpec], estimated: TimeEstimate) -> list[TrialSpec]:
+    """The specs in decreasing expected time: a pool of workers then ends with short trials, not one long one."""
+    order = sorted(range(len(specs)), key=lambda i: -estimated.expected_s[i])
+    return [specs[i] for i in order]
 
 
 def run_local(specs: Iterable[TrialSpec], results_dir: Path | str, progress: bool = True, **options: Any) -> list[dict]:
