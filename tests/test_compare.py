@@ -67,7 +67,7 @@ def test_submit_reruns_the_tuned_baselines_and_prints_the_ranked_board(tmp_path,
     assert "**>> my_adamw <<**" in out and "| rank |" in out
     for baseline in ("nadamw", "adamw", "sgd_momentum"):
         assert f"| {baseline} |" in out
-    assert "3 tuned baselines re-timed on this machine" in out and "min of trial time" in out
+    assert "3 tuned baselines re-timed on this machine" in out and "calibration ledger" in out
 
 
 def test_bench_runs_the_tuned_baselines_with_an_estimate_first(tmp_path, data_dir, capsys):

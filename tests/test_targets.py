@@ -17,7 +17,8 @@ from harness.core import contention, machine, provenance, runner, targets
 from harness.core.registry import make_workload, workload_class
 from harness.core.runner import TrialSpec, run_trial
 from harness.core.targets import TargetsFileError
-from harness.study import calibrate
+from harness.study import calibrate, sweep
+from harness.study.config import load_config
 
 
 @pytest.fixture
@@ -193,6 +194,25 @@ def test_calibrate_sets_the_target_from_the_median_of_the_reruns(tmp_path, data_
     again, messages = calibrate_wine(tmp_path, data_dir)
     assert again["target_value"] == entry["target_value"]
     assert any("6 of 6 trials in the ledger; running 0" in m for m in messages)
+
+
+def test_the_estimate_uses_the_ledgers_steps_to_target(tmp_path, data_dir, targets_dir, monkeypatch):
+    entry, _ = calibrate_wine(tmp_path, data_dir)
+    # `tiny` has a fixed budget and no measured step time; give it one so the ledger's steps count
+    monkeypatch.setattr(sweep, "apply_budget", lambda *args: {"reference_step_time_s": 0.01})
+    cfg = load_config([f"data_dir={data_dir}", "device=cpu"])
+    point = entry["provenance"]["best_hyperparameters"]
+    ran = TrialSpec("logreg_wine", entry["provenance"]["best_submission"], preset="tiny", hyperparameters=point)
+    unseen = dataclasses.replace(ran, hyperparameters={**point, "learning_rate": 1234.5})
+    budget = make_workload("logreg_wine", "tiny").max_allowed_runtime_sec
+    assert sweep.estimate([unseen], cfg) == sweep.TimeEstimate((budget,), budget, 0)
+    hits = calibrate.ledger_steps_to_target("tiny", "logreg_wine", ran.submission, point, entry["target_value"], "min")
+    assert len(hits) == 4 and any(h is not None for h in hits)  # the tuning trial and its 3 reruns
+    known = sweep.estimate([ran, unseen], cfg)
+    expected = sum(budget if h is None else min(budget, h * 0.01) for h in hits) / len(hits)
+    assert known == sweep.TimeEstimate((pytest.approx(expected), budget), 2 * budget, 1)
+    assert sweep.longest_first([ran, unseen], known) == [unseen, ran]
+    assert "1 trials expected from the calibration ledger" in known.describe(workers=2)
 
 
 def test_calibration_shards_across_machines_through_the_ledger(tmp_path, data_dir, targets_dir):

@@ -140,6 +140,11 @@ def cmd_new_submission(positionals, cfg, hyperparameters) -> int:
     return 0
 
 
+def local_workers(cfg) -> int:
+    """Trials at a time: one per core with launcher=local (each has one thread), one otherwise."""
+    return (cfg.launcher.get("max_workers") or os.cpu_count() or 1) if cfg.launcher.name == "local" else 1
+
+
 def cmd_bench(positionals, cfg, hyperparameters) -> int:
     """The default benchmark: the tuned baselines (bench.submissions at their points from target setting)
     on `suite` (default: one workload per family); prints their board.
@@ -149,12 +154,11 @@ def cmd_bench(positionals, cfg, hyperparameters) -> int:
     workloads = sweep.suite(cfg.suite, cfg.preset, cfg.data_dir, cfg.suites)
     template = trial_spec(cfg, workloads[0], cfg.bench.submissions[0], hyperparameters, **compare.REFERENCE_PLACEMENT)
     specs = compare.reference_specs(template, workloads, list(cfg.bench.submissions))
-    workers = (cfg.launcher.get("max_workers") or os.cpu_count() or 1) if cfg.launcher.name == "local" else 1
-    bound = sweep.upper_bound_s(specs, cfg)
+    workers = local_workers(cfg)
+    estimated = sweep.estimate(specs, cfg)
     print(f"bench: {len(specs)} trials ({', '.join(cfg.bench.submissions)} on {', '.join(workloads)}), preset "
-          f"{cfg.preset}; at most {bound / 60:.1f} min of trial time, about {bound / 60 / workers:.1f} min on "
-          f"{workers} worker(s) plus evaluation (trials stop at their target)", flush=True)
-    sweep.launch(specs, cfg)
+          f"{cfg.preset}; {estimated.describe(workers)}", flush=True)
+    sweep.launch(sweep.longest_first(specs, estimated), cfg)
     options = leaderboard_options(cfg)
     print(report.render_markdown(leaderboard.build(cfg.results_dir, cfg.preset, "tuned", options), options))
     return 0
@@ -210,7 +214,7 @@ def cmd_submit(positionals, cfg, hyperparameters) -> int:
         specs += compare.reference_specs(template, workloads)
     print(f"{cfg.tuning} tuning: {len(specs)} trials on {len(workloads)} workloads, preset {cfg.preset}"
           + (" (the tuned baselines re-timed here included)" if rerun else "")
-          + f"; at most {sweep.upper_bound_s(specs, cfg) / 60:.1f} min of trial time (every trial to its budget)")
+          + f"; {sweep.estimate(specs, cfg).describe(workers=local_workers(cfg))}")
     sweep.launch(specs, cfg)
     options = leaderboard_options(cfg)
     here = rerun or cfg.submit.baselines == "auto" and compare.has_reference_rows(Path(cfg.results_dir), cfg.preset)

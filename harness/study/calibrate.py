@@ -26,11 +26,11 @@ import datetime
 import statistics
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from harness.core import registry, targets
 from harness.core.provenance import REPO_ROOT, git_commit, hardware
-from harness.core.results import append_jsonl, read_jsonl
+from harness.core.results import append_jsonl, comparable, read_jsonl
 from harness.core.runner import TrialSpec, resolve_device, workload_definition
 from harness.core.submission import load_submission
 
@@ -77,6 +77,21 @@ def ledger_file(preset: str, workload: str) -> Path:
 
 def read_ledger(preset: str, workload: str) -> list[LedgerLine]:
     return [LedgerLine.from_json(row) for row in read_jsonl(ledger_file(preset, workload))]
+
+
+def first_met(curve: Sequence[tuple[int, float]], target: float, direction: str) -> int | None:
+    """The first grid step whose metric meets `target` (None: never)."""
+    met = (lambda v: v <= target) if direction == "min" else (lambda v: v >= target)
+    return next((step for step, value in curve if met(value)), None)
+
+
+def ledger_steps_to_target(preset: str, workload: str, submission: str, hyperparameters: Mapping[str, Any],
+                           target: float, direction: str) -> list[int | None]:
+    """For every ledger trial of `submission` at exactly this point (the tuning trial and any reruns),
+    the step at which it first met `target`; empty when the ledger never ran the point."""
+    wanted = comparable(hyperparameters)
+    return [first_met(line.curve, target, direction) for line in read_ledger(preset, workload)
+            if line.submission == submission and comparable(line.hyperparameters) == wanted]
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -161,8 +176,7 @@ def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]],
         raise RuntimeError(f"calibrate {workload} ({preset}): a rerun of the best point diverged; "
                            f"the point is not stable enough to set a target: {best.hyperparameters}")
     target = statistics.median(line.best_metric for line in rerun_lines)
-    better = (lambda v: v <= target) if current.target_direction == "min" else (lambda v: v >= target)
-    hits = [next((step for step, value in line.curve if better(value)), None) for line in rerun_lines]
+    hits = [first_met(line.curve, target, current.target_direction) for line in rerun_lines]
     tuned_points = {name: pick((l for l in finite if l.submission == name), key=lambda l: l.best_metric).hyperparameters
                     for name in baselines if any(l.submission == name for l in finite)}
     lines = tuned + rerun_lines

@@ -17,7 +17,7 @@ from harness.core import registry, results
 from harness.core.provenance import hardware
 from harness.core.runner import TrialSpec, apply_budget, resolve_device, run_trial, stale_reason
 from harness.core.submission import load_submission
-from harness.study import launchers
+from harness.study import calibrate, launchers
 from harness.study.config import UsageError, trial_options
 
 
@@ -40,19 +40,52 @@ def suite(workloads: str | Sequence[str], preset: str, data_dir: str | None,
     return names
 
 
-def upper_bound_s(specs: Sequence[TrialSpec], cfg) -> float:
-    """Trial time if every trial ran to its budget (this machine's budgets, measured where missing)."""
+@dataclasses.dataclass(frozen=True)
+class TimeEstimate:
+    """Trial time of a list of specs on this machine (evaluation not included)."""
+
+    expected_s: tuple[float, ...]  # per trial: its steps to target in the calibration ledger x this machine's step time
+    bound_s: float                 # every trial to its budget
+    from_ledger: int               # trials whose point the ledger ran; the others are expected to use their whole budget
+
+    def describe(self, workers: int) -> str:
+        return (f"about {sum(self.expected_s) / 60 / workers:.1f} min on {workers} worker(s) (at most "
+                f"{self.bound_s / 60 / workers:.1f}) plus evaluation; {self.from_ledger} trials expected from the "
+                "calibration ledger's steps to target x this machine's step times, the rest at their budgets")
+
+
+def estimate(specs: Sequence[TrialSpec], cfg) -> TimeEstimate:
+    """This machine's budgets and step times (measured where missing), and where the calibration ledger
+    ran a trial's exact point, the mean of its trials' times to target (a miss costs the whole budget)."""
     device = resolve_device(cfg.device)
-    budgets: dict[tuple[str, str], float] = {}
-    total = 0.0
+    workloads: dict[tuple[str, str], Any] = {}
+    expected: list[float] = []
+    bound = 0.0
+    from_ledger = 0
     for spec in specs:
-        if (spec.workload, spec.preset) not in budgets:
+        if (spec.workload, spec.preset) not in workloads:
             workload = registry.make_workload(spec.workload, spec.preset, cfg.data_dir, str(device))
-            apply_budget(workload, dataclasses.replace(spec, step_based=False, budget_multiplier=1.0), cfg.data_dir,
-                         device)
-            budgets[spec.workload, spec.preset] = workload.max_allowed_runtime_sec
-        total += budgets[spec.workload, spec.preset] * spec.budget_multiplier
-    return total
+            timing = apply_budget(workload, dataclasses.replace(spec, step_based=False, budget_multiplier=1.0),
+                                  cfg.data_dir, device)
+            workloads[spec.workload, spec.preset] = (workload, timing.get("reference_step_time_s"))
+        workload, step_time = workloads[spec.workload, spec.preset]
+        budget = workload.max_allowed_runtime_sec * spec.budget_multiplier
+        bound += budget
+        hits = calibrate.ledger_steps_to_target(spec.preset, spec.workload, spec.submission_label(),
+                                                spec.hyperparameters, workload.target_value,
+                                                workload.target_direction) if step_time else []
+        if hits and spec.stop_at_target:
+            from_ledger += 1
+            expected.append(sum(budget if h is None else min(budget, h * step_time) for h in hits) / len(hits))
+        else:
+            expected.append(budget)
+    return TimeEstimate(tuple(expected), bound, from_ledger)
+
+
+def longest_first(specs: Sequence[TrialSpec], estimated: TimeEstimate) -> list[TrialSpec]:
+    """The specs in decreasing expected time: a pool of workers then ends with short trials, not one long one."""
+    order = sorted(range(len(specs)), key=lambda i: -estimated.expected_s[i])
+    return [specs[i] for i in order]
 
 
 def run_local(specs: Iterable[TrialSpec], results_dir: Path | str, progress: bool = True, **options: Any) -> list[dict]:

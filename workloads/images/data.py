@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.core.results import atomic_write
 from harness.core.spec import DataMissingError
 
 CIFAR10_DIR = "cifar-10-batches-py"
@@ -87,16 +86,11 @@ def load_mnist1d(data_dir: str | Path | None, num_samples: int, n_train: int) ->
     version = importlib.metadata.version("mnist1d")
     path = Path(data_dir or "data") / MNIST1D_DIR / f"mnist1d-{num_samples}-train{n_train}-seed42-v{version}.npz"
     if not path.exists():
+        print(f"generating MNIST-1D ({num_samples:,} signals, ~{num_samples * 0.3e-3:.0f} s once; cached in {path})",
+              flush=True)
         x, y = generate_mnist1d(num_samples)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, x=x.astype(np.float32), y=y.astype(np.int64))
-            os.replace(tmp, path)  # atomic: concurrent trials never read half a file
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # atomic: concurrent trials never read half a file
+        atomic_write(path, lambda handle: np.savez(handle, x=x.astype(np.float32), y=y.astype(np.int64)), binary=True)
     with np.load(path) as arrays:
         x, y = arrays["x"], arrays["y"]
     images = x[:, None, None, :]  # (N, 1 channel, height 1, width 40)
