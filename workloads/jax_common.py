@@ -47,27 +47,46 @@ def loss_outputs(per_example: jax.Array, mask_batch: jax.Array | None) -> dict[s
     return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
 
 
-def dropout(x: jax.Array, rate: float, rng: Any) -> jax.Array:
+def is_static_zero(value: Any) -> bool:
+    """True when `value` is known while tracing to be none or 0, so the work it scales can be skipped. A
+    traced value is never: AlgoPerf's JAX baselines pass `dropout_rate` and `label_smoothing` to their jitted
+    step as arguments, so a model_fn or loss_fn sees them as tracers and must not branch on them."""
+    return not isinstance(value, jax.core.Tracer) and float(value or 0.0) == 0.0
+
+
+def dropout(x: jax.Array, rate: Any, rng: Any, broadcast_dims: Iterable[int] = ()) -> jax.Array:
     """`F.dropout(x, rate, training=True)`: zero each element with probability `rate`, scale the rest
-    by 1 / (1 - rate); rate 1 gives zeros."""
-    if rate >= 1.0:
-        return jnp.zeros_like(x)
-    keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
+    by 1 / (1 - rate); rate 1 gives zeros. Dimensions in `broadcast_dims` share one mask (the option of
+    AlgoPerf's `jax_utils.Dropout`). `rate` may be traced (a jit argument): the mask is then drawn under
+    `lax.cond`, so a rate that is 0 at run time costs no mask, as a static 0 costs none."""
+
+    def masked(x: jax.Array) -> jax.Array:
+        keep_prob = 1.0 - rate
+        shared = {dim % x.ndim for dim in broadcast_dims}
+        mask_shape = tuple(1 if dim in shared else size for dim, size in enumerate(x.shape))
+        keep = jnp.broadcast_to(jax.random.bernoulli(rng, keep_prob, mask_shape), x.shape)
+        # the inner where: at rate 1 no division by zero, whose gradient would be NaN
+        return jnp.where(keep, x / jnp.where(keep_prob > 0, keep_prob, 1.0), 0.0).astype(x.dtype)
+
+    if isinstance(rate, jax.core.Tracer):
+        return jax.lax.cond(rate > 0, masked, lambda x: x, x)
+    return masked(x)
 
 
 class Dropout:
     """The dropout sites of one forward pass: `site(x)` draws each site's mask from its own key,
-    `fold_in(rng, site number)`. Inactive (identity) in EVAL mode or at rate 0, where `rng` is ignored."""
+    `fold_in(rng, site number)`. Inactive (identity) in EVAL mode or at a rate that is statically 0, where
+    `rng` is ignored; a traced rate needs `rng` and masks wherever it is > 0 at run time (`dropout`)."""
 
-    def __init__(self, rate: float | None, mode: ForwardPassMode, rng: Any):
-        self.rate = float(rate or 0.0) if mode == ForwardPassMode.TRAIN else 0.0
-        if self.rate > 0.0 and rng is None:
+    def __init__(self, rate: Any, mode: ForwardPassMode, rng: Any):
+        self.rate = rate if mode == ForwardPassMode.TRAIN else None
+        self.active = not is_static_zero(self.rate)
+        if self.active and rng is None:
             raise ValueError("model_fn: dropout_rate > 0 in TRAIN mode needs rng (a jax.random key)")
         self.rng, self.sites = rng, 0
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        if self.rate == 0.0:
+        if not self.active:
             return x
         self.sites += 1
         return dropout(x, self.rate, jax.random.fold_in(self.rng, self.sites))

@@ -42,6 +42,13 @@ def numpy_key(seed: int) -> np.ndarray:
     return numpy_split(seed, 2)[0]
 
 
+def is_jax_key(seed: Any) -> bool:
+    """Whether `seed` is a JAX trial's key: a raw uint32 threefry key (what TrialSeeds hands JAX submissions,
+    and jax.random.PRNGKey returns) or a typed `jax.random.key`; AlgoPerf's NumPy seeds are int32."""
+    dtype = getattr(seed, "dtype", None)
+    return dtype is not None and (str(dtype).startswith("key<") or dtype == np.uint32)
+
+
 @dataclasses.dataclass(frozen=True)
 class StepSeeds:
     data_selection: Any

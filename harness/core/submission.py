@@ -51,7 +51,13 @@ class Submission:
 
     @property
     def framework(self) -> str:
-        return self.metadata.get("framework", "pytorch")
+        """metadata.json's `framework`; without one (an AlgoPerf submission, which AlgoPerf's runner is told
+        the framework of by a flag) the framework the module imports: jax if it imports jax and not torch."""
+        if "framework" in self.metadata:
+            return self.metadata["framework"]
+        imported = {value.__name__.split(".")[0] for value in vars(self.module).values()
+                    if isinstance(value, types.ModuleType)}
+        return "jax" if "jax" in imported and "torch" not in imported else "pytorch"
 
     def default_hyperparameters(self) -> dict[str, Any]:
         """The hyperparameters of an untuned run: metadata `defaults`, else the search space's center."""
@@ -112,6 +118,10 @@ def source_hash(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+#: the shim's modules that the pre-0.5 name `algorithmic_efficiency` aliases as soon as a submission loads. Not
+#: its JAX modules (`jax_utils`, `jax_sharding_utils`): they import jax, so they load only when a submission
+#: imports them (from the shim's folder, under either name), and a PyTorch submission neither needs the jax
+#: extra nor waits for jax to import
 ALGOPERF_MODULES = ("spec", "pytorch_utils", "random_utils", "param_utils")
 
 
@@ -124,6 +134,15 @@ def _ensure_algoperf_importable() -> None:
         sys.modules["algorithmic_efficiency"] = importlib.import_module("algoperf")
         for name in ALGOPERF_MODULES:
             sys.modules[f"algorithmic_efficiency.{name}"] = importlib.import_module(f"algoperf.{name}")
+
+
+#: what provides a package that AlgoPerf submissions import and timetrial does not install by default
+IMPORT_HINTS = {
+    "absl": " (pip install 'timetrial[algoperf]' provides absl)",
+    "chex": " (AlgoPerf's JAX submissions annotate their optax states with chex: pip install chex)",
+    "flax": (" (not installed: timetrial's JAX models are parameter dicts, not flax modules, and a submission "
+             "that imports flax, as AlgoPerf's pmap-era ones do for flax.jax_utils, is not supported: docs/algoperf.md)"),
+}
 
 
 def _import_file(file: Path) -> types.ModuleType:
@@ -170,7 +189,7 @@ def load_submission(ref: str | Path | types.ModuleType) -> Submission:
         try:
             module = _import_file(file)
         except ModuleNotFoundError as err:
-            hint = " (pip install 'timetrial[algoperf]' provides absl)" if err.name == "absl" else ""
+            hint = IMPORT_HINTS.get((err.name or "").split(".")[0], "")
             raise SubmissionError(f"{file}: cannot import {err.name!r}{hint}") from err
     metadata = _read_metadata(folder)
     space_file = folder / "tuning_search_space.json" if folder else None

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from harness.core.spec import Workload
-from workloads.jax_common import Dropout, TorchInitialisedJaxWorkload, jax_class, loss_outputs  # first: says how to install jax if absent
+# first: it says how to install jax if absent
+from workloads.jax_common import Dropout, TorchInitialisedJaxWorkload, is_static_zero, jax_class, loss_outputs
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -86,8 +87,9 @@ class JaxGPT(TorchInitialisedJaxWorkload):
         # F.cross_entropy(label_smoothing=s) in float32: (1 - s) * NLL + s * mean over classes of -log p
         log_probs = jax.nn.log_softmax(logits_batch.astype(jnp.float32), axis=-1)
         nll = -jnp.take_along_axis(log_probs, label_batch[..., None], axis=-1)[..., 0]
-        per_token = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(-1) if label_smoothing else nll
-        return loss_outputs(per_token, mask_batch)
+        if is_static_zero(label_smoothing):
+            return loss_outputs(nll, mask_batch)
+        return loss_outputs((1 - label_smoothing) * nll - label_smoothing * log_probs.mean(-1), mask_batch)
 
     def correct_predictions(self, logits, targets):
         return logits.argmax(-1) == targets
