@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from harness.core import checkpoint, results
-from harness.core.runner import TrialSpec
+from harness.core.runner import TrialSpec, run_trial
 from harness.core.submission import load_submission
 from harness.study import launchers, status, sweep
 from harness.study.tuning import study_grid
+from test_distributed import TOLERANCE, curve, tiny_spec
 from test_launchers import config, content
 
 pytestmark = pytest.mark.slurm
@@ -121,3 +122,15 @@ def test_cancelled_job_fails_and_rerun_completes_requeued_job_resumes(cluster, t
     assert rerun[0]["final_metrics"] == requeued_result["final_metrics"]
     assert set(status.trial_states(tmp_path)["state"]) == {"done"}
     assert all(r["skipped"] for r in sweep.launch([cancelled, requeued], slurm_config(tmp_path, data_dir)))
+
+
+def test_a_data_parallel_trial_is_one_job_with_a_task_per_rank(cluster, tmp_path, data_dir):
+    spec = tiny_spec("gpt2")  # nproc_per_node=2: one job, two tasks, the process group from submitit's environment
+    on_slurm = sweep.launch([spec], slurm_config(tmp_path / "slurm", data_dir))[0]
+    assert on_slurm["status"] == "budget" and on_slurm["world_size"] == 2 and on_slurm["backend"] == "gloo"
+    assert len(results.result_files(tmp_path / "slurm")) == 1
+    single = tiny_spec("gpt2", nproc_per_node=1)
+    run_trial(single, tmp_path / "single", data_dir=data_dir, device="cpu")
+    for (step, expected), (_, loss) in zip(curve(single, tmp_path / "single"), curve(spec, tmp_path / "slurm"),
+                                           strict=True):
+        assert loss == pytest.approx(expected, rel=TOLERANCE["gpt2"]), f"step {step}"

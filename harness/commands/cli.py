@@ -102,8 +102,9 @@ def cmd_check_submission(positionals, cfg, hyperparameters) -> int:
         print(f"warning: {warning}")
     if submission is not None and not problems:
         spec = trial_spec(cfg, cfg.workload, positionals[0], hyperparameters, ruleset="check")
-        # trained in its own framework: a JAX submission needs no framework=jax here
-        spec = type(spec)(**{**spec.__dict__, "preset": "tiny", "max_steps": 5, "framework": submission.framework})
+        # trained in its own framework (a JAX submission needs no framework=jax here), in one process
+        spec = type(spec)(**{**spec.__dict__, "preset": "tiny", "max_steps": 5, "framework": submission.framework,
+                             "nproc_per_node": 1})
         with tempfile.TemporaryDirectory() as scratch:
             record = run_trial(spec, scratch, data_dir=cfg.data_dir, device=cfg.device, submission=submission)
         if record["status"] in ("failed", "diverged"):

@@ -47,7 +47,9 @@ def gpu_model(device: torch.device) -> str | None:
     return None
 
 
-def hardware(device: torch.device) -> dict:
+def hardware(device: torch.device, ranks: int = 1) -> dict:
+    """What a trial ran on; `ranks` > 1 for a data-parallel trial, whose N ranks are N times the hardware:
+    its fingerprint differs, so boards never rank it beside single-process trials."""
     info = {
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -56,8 +58,12 @@ def hardware(device: torch.device) -> dict:
         "device": device.type,
     }
     key = f"{info['cpu']}|{info['torch_threads']}|{info['gpu'] or 'no-gpu'}"
+    label = f"{info['gpu'] or info['cpu']} ({info['torch_threads']} threads)"
+    if ranks > 1:
+        info["ranks"] = ranks
+        key, label = f"{key}|{ranks} ranks", f"{label} x {ranks} ranks"
     info["fingerprint"] = hashlib.sha256(key.encode()).hexdigest()[:12]
-    info["label"] = f"{info['gpu'] or info['cpu']} ({info['torch_threads']} threads)"
+    info["label"] = label
     return info
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.core import checkpoint, machine, prng, registry, results
+from harness.core import checkpoint, distributed, machine, prng, registry, results
 from harness.core.contention import CpuMeter, assess
 from harness.core.loggers import NullLogger
 from harness.core.presets import apply_threads, preset_policy
@@ -68,10 +68,17 @@ class TrialSpec:
     #: True: train exactly `max_steps` steps, evaluate on the step grid only, no time budget; the metrics
     #: are then the same on any machine (target setting, reference step-time runs)
     step_based: bool = False
+    #: data-parallel ranks on one node, each on its slice of every global batch (harness/core/distributed.py)
+    nproc_per_node: int = 1
 
     def __post_init__(self) -> None:
         if self.step_based and (self.max_steps is None or self.eval_period_steps is None):
             raise ValueError("a step-based trial needs max_steps and eval_period_steps")
+        if isinstance(self.nproc_per_node, bool) or not isinstance(self.nproc_per_node, int) or self.nproc_per_node < 1:
+            raise ValueError(f"nproc_per_node={self.nproc_per_node!r} is not valid; give a whole number of ranks >= 1")
+        if self.nproc_per_node > 1 and self.framework != "pytorch":
+            raise ValueError(f"nproc_per_node={self.nproc_per_node}: data-parallel trials are PyTorch-only for now; "
+                             f"framework={self.framework} trains in one process (nproc_per_node=1)")
 
     @property
     def tag(self) -> str:
@@ -85,6 +92,8 @@ class TrialSpec:
         fields["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
         if not self.step_based:
             del fields["step_based"]  # keeps the keys of trials recorded before the field existed
+        if self.nproc_per_node == 1:
+            del fields["nproc_per_node"]  # the same
         for name in ("ruleset", "study", "trial"):  # hashed as the tag they once were: keys stay the same
             del fields[name]
         fields["tag"] = self.tag
@@ -215,12 +224,18 @@ def run_trial(
         print(f"{spec.workload}/{spec.submission_label()}: rerunning the finished trial in {trial_dir}: {changed}",
               file=sys.stderr, flush=True)
         force = True
+    world = distributed.World.of(spec.nproc_per_node)
+    if world is None:  # N ranks wanted and none started yet: start them here, each running this function
+        return _launch_ranks(spec, results_dir, submission, dict(
+            data_dir=data_dir, device=device, force=force, logger=logger, progress=progress, clock_fn=clock_fn,
+            checkpoint_every_evals=checkpoint_every_evals))
     resume = (trial_dir / checkpoint.CHECKPOINT_FILE).exists() and not force
-    if trial_dir.exists() and not resume:
-        shutil.rmtree(trial_dir)
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    logger = logger or NullLogger()
-    torch_device = resolve_device(device)
+    if world.writes:  # rank 0 alone touches the trial's directory; the others wait for it in `world.join`
+        if trial_dir.exists() and not resume:
+            shutil.rmtree(trial_dir)
+        trial_dir.mkdir(parents=True, exist_ok=True)
+    logger = (logger if world.writes else None) or NullLogger()
+    torch_device = world.rank_device(resolve_device(device))
     os.environ[TRIAL_DEVICE_ENV] = str(torch_device)
     threads_before = torch.get_num_threads()
     record: dict[str, Any] = {
@@ -234,13 +249,18 @@ def run_trial(
     started = time.time()
     try:
         record["torch_threads"] = apply_threads(spec.preset)
+        world.join(torch_device)
         submission = submission or load_submission(spec.submission)
         record["provenance"] = provenance(torch_device, spec.seed, submission.source_hash(), spec.framework)
+        if world.distributed:  # how it ran, at the top for tables; N ranks are other hardware than one process
+            record["provenance"].update(hardware=hardware(torch_device, world.size), distributed=world.describe())
+            record.update(world.describe())
         try:
             workload = registry.make_workload(spec.workload, spec.preset, data_dir, str(torch_device), spec.framework)
         except FrameworkUnavailableError as err:
             raise UnsupportedWorkloadError(str(err)) from err
-        record.update(apply_budget(workload, spec, data_dir, torch_device, clock_fn))
+        with world.rank0_first():  # rank 0 measures this machine's reference step time; the others read its cache
+            record.update(apply_budget(workload, spec, data_dir, torch_device, clock_fn))
         record.update(workload_info(workload, spec))
         reason = submission.unsupported_reason(workload.name)
         if reason is None and spec.framework != submission.framework:
@@ -255,7 +275,8 @@ def run_trial(
         # AlgoPerf hands a submission without hyperparameters (self-tuning) None
         passed = None if not hyperparameters and submission.api == "algoperf" else Hyperparameters(hyperparameters)
         record.update(_train(spec, submission, workload, passed, trial_dir,
-                             Clock(workload.synchronize, clock_fn), logger, progress, checkpoint_every_evals))
+                             Clock(workload.synchronize, world.slowest(clock_fn)), logger, progress and world.writes,
+                             world, checkpoint_every_evals))
         step_time = record.get("reference_step_time_s")
         if step_time and record["time_to_target_s"] is not None:
             record["time_to_target_reference_steps"] = record["time_to_target_s"] / step_time
@@ -264,12 +285,27 @@ def run_trial(
     except Exception as err:  # noqa: BLE001  (one trial's crash must never take down a sweep)
         record.update(status=TrialStatus.FAILED, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
     finally:
+        world.leave()
         torch.set_num_threads(threads_before)
     record["wall_time_s"] = time.time() - started
-    results.atomic_write_json(trial_dir / results.RESULT_FILE, record)
-    checkpoint.delete(trial_dir)
+    if world.writes:
+        results.atomic_write_json(trial_dir / results.RESULT_FILE, record)
+        checkpoint.delete(trial_dir)
     logger.finish(record)
     return record
+
+
+def _launch_ranks(spec: TrialSpec, results_dir: Path | str, submission: Submission | None,
+                  options: dict[str, Any]) -> dict[str, Any]:
+    """The trial as `spec.nproc_per_node` local processes (harness.core.distributed.launch), each loading
+    the submission `spec.submission` names."""
+    if submission is not None:
+        raise ValueError("a data-parallel trial's ranks load the submission spec.submission names; "
+                         "run_trial(submission=...) works with nproc_per_node=1 only")
+    try:
+        return distributed.launch(spec, run_trial, results_dir, options)
+    except KeyboardInterrupt as stop:
+        raise TrialInterrupted(str(stop)) from None
 
 
 #: bumped when the runner changes what the clock counts, so trials timed the old way are not reused
@@ -394,11 +430,14 @@ class TrainState:
 
 
 def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperparameters: Hyperparameters | None,
-           trial_dir: Path, clock: Clock, logger, progress: bool, checkpoint_every_evals: int = 0) -> dict[str, Any]:
+           trial_dir: Path, clock: Clock, logger, progress: bool, world: distributed.World,
+           checkpoint_every_evals: int = 0) -> dict[str, Any]:
     seed_everything(spec.seed)
-    workload.prepare_data()
+    with world.rank0_first():  # rank 0 prepares missing data files (a cache); the others then load them
+        workload.prepare_data()
     model, model_state = workload.init_model_fn(spec.seed)
     workload.record_parameter_types(model)
+    model = world.wrap(model)  # the submission trains one model; with N ranks DDP averages its gradients
     workload.metrics_logger = MetricsLogger()
     view = SubmissionWorkloadView(workload)
     params_types = workload.model_params_types
@@ -423,10 +462,10 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         eval_results, status = saved["eval_results"], saved["status"]
         resumed_from_steps = saved["resumed_from_steps"] + [state.step]
         checkpoint.restore_rng_states(saved["rng"])
-        # Rows written after the checkpoint belong to the lost steps, which run again.
-        for name, lines in saved["log_lines"].items():
-            checkpoint.truncate_lines(trial_dir / name, lines)
-    input_queue = workload.train_batches(batch_size, spec.seed, start_step=state.step)
+        if world.writes:  # rows written after the checkpoint belong to the lost steps, which run again
+            for name, lines in saved["log_lines"].items():
+                checkpoint.truncate_lines(trial_dir / name, lines)
+    input_queue = world.shard(workload.train_batches(batch_size, spec.seed, start_step=state.step))
     bar = _progress_bar(spec, budget) if progress else None
     meter = CpuMeter(cpu_s=state.cpu_s, machine_busy_s=state.machine_busy_s)
     step_durations: list[float] = []  # this process's steps (a resumed trial's earlier steps are not here)
@@ -439,9 +478,15 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
 
     checkpointed_at: list[int] = [state.step] if saved is not None else []
 
+    def log_rows(name: str, rows: list[dict[str, Any]]) -> None:
+        if world.writes:  # rank 0 alone writes the trial's files
+            results.append_jsonl(trial_dir / name, rows)
+
     def save_checkpoint() -> None:
         contention()  # brings the CPU readings into `state`
         checkpointed_at.append(state.step)
+        if not world.writes:  # every rank holds the same state: rank 0's copy is the checkpoint
+            return
         checkpoint.save(trial_dir, {
             "model": workload.params_state(model), "model_state": checkpoint.state_tree(model_state),
             "optimizer_state": checkpoint.state_tree(optimizer_state),
@@ -463,7 +508,9 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
             state.submission_time_s += clock.now(model) - start
             meter.stop()
         eval_start = clock.now()
-        metrics = {k: float(v) for k, v in workload.eval_model(model, model_state).items()}
+        # once, on rank 0, with the model inside DDP; every rank takes the same decisions from the metrics
+        metrics = world.from_rank0(lambda: {k: float(v) for k, v in
+                                            workload.eval_model(distributed.unwrap(model), model_state).items()})
         state.eval_time_s += clock.now() - eval_start
         state.evals += 1
         state.last_eval_submission_time_s, state.last_eval_step = state.submission_time_s, state.step
@@ -476,9 +523,9 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
             state.time_to_target_s, state.steps_to_target = state.submission_time_s, state.step
         row = {"step": state.step, "submission_time_s": state.submission_time_s,
                "eval_time_s": state.eval_time_s, **metrics, "reached_target": reached}
-        results.append_jsonl(trial_dir / results.EVALS_FILE, [row])
-        train_rows = workload.metrics_logger.take_rows()
-        results.append_jsonl(trial_dir / results.TRAIN_FILE, train_rows)
+        log_rows(results.EVALS_FILE, [row])
+        train_rows = workload.metrics_logger.take_rows()  # rank 0's: the losses of its slice of each batch
+        log_rows(results.TRAIN_FILE, train_rows)
         eval_results.append((state.step, algoperf_eval_result(
             metrics, workload, state.submission_time_s, state.eval_time_s, time.time() - started)))
         logger.log_eval(row)
@@ -487,8 +534,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
             shared = {"clock": "CONTENDED"} if contention().contended else {}
             bar.set_postfix(step=state.step, **{workload.target_metric: f"{value:.4g}"},
                             target=f"{workload.target_value:.4g}", **shared)
-        if not all(math.isfinite(v) for k, v in metrics.items() if "loss" in k) \
-                or not all(math.isfinite(row.get("train_loss", 0.0)) for row in train_rows):
+        if world.any(not all(math.isfinite(v) for k, v in metrics.items() if "loss" in k)
+                     or not all(math.isfinite(row.get("train_loss", 0.0)) for row in train_rows)):
             status = TrialStatus.DIVERGED
             return True
         if state.time_to_target_s is not None:
@@ -547,7 +594,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
             finished = finished or complete or out_of_budget
     except FloatingPointError as err:  # DivergedError, or a submission's own NaN check
         status, error = TrialStatus.DIVERGED, str(err)
-        results.append_jsonl(trial_dir / results.TRAIN_FILE, workload.metrics_logger.take_rows())
+        log_rows(results.TRAIN_FILE, workload.metrics_logger.take_rows())
     except KeyboardInterrupt:
         resume = (f"it resumes from the checkpoint at step {checkpointed_at[-1]}" if checkpointed_at
                   else "it has no checkpoint yet, so it starts again")

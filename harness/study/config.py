@@ -73,12 +73,15 @@ def trial_options(cfg: DictConfig) -> dict[str, Any]:
 def trial_spec(cfg: DictConfig, workload: str, submission: str, hyperparameters: dict[str, Any], ruleset: str = "run",
                study: int | None = None):
     """The trial of cfg's settings; hp.NAME=VALUE names are checked and typed by the submission first."""
-    return TrialSpec(workload=workload, submission=submission, preset=cfg.preset, seed=cfg.seed,
-                     hyperparameters=load_submission(submission).checked_hyperparameters(hyperparameters),
-                     framework=cfg.framework, ruleset=ruleset, study=study,
-                     budget_multiplier=cfg.budget_multiplier, stop_at_target=cfg.stop_at_target,
-                     max_steps=cfg.max_steps, eval_period_s=cfg.eval_period_s,
-                     eval_period_steps=cfg.eval_period_steps)
+    checked = load_submission(submission).checked_hyperparameters(hyperparameters)
+    try:
+        return TrialSpec(workload=workload, submission=submission, preset=cfg.preset, seed=cfg.seed,
+                         hyperparameters=checked, framework=cfg.framework, ruleset=ruleset, study=study,
+                         budget_multiplier=cfg.budget_multiplier, stop_at_target=cfg.stop_at_target,
+                         max_steps=cfg.max_steps, eval_period_s=cfg.eval_period_s,
+                         eval_period_steps=cfg.eval_period_steps, nproc_per_node=cfg.nproc_per_node)
+    except ValueError as err:  # a setting the trial cannot have (nproc_per_node=0, ...): one line, not a traceback
+        raise UsageError(str(err)) from None
 
 
 def leaderboard_options(cfg: DictConfig):

@@ -10,6 +10,9 @@ re-run knows which trials are still queued or running (and does not submit them 
 `timetrial status` can ask the scheduler why a job ended. Jobs are `submitit.helpers.Checkpointable`:
 a preempted or timed-out job is requeued by submitit and its trial resumes from the checkpoint the
 runner writes at eval points (`checkpoint_every_evals`).
+
+A data-parallel trial (`nproc_per_node=N`) is one SLURM job of N tasks, each task one rank (the
+process group from submitit's environment); `local` jobs start their N ranks themselves (run_trial).
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class TrialJob(submitit.helpers.Checkpointable):
         self.options = dict(options)
 
     def __call__(self, spec: TrialSpec) -> dict[str, Any]:
+        if submitit.JobEnvironment().num_tasks > 1:  # this task is one rank of a data-parallel trial
+            # torchrun's variables from SLURM's; each rank picks its GPU itself (cuda:LOCAL_RANK)
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         return run_trial(spec, self.results_dir, **self.options)
 
 
@@ -130,8 +136,11 @@ def log_tail(path: str | Path, lines: int = 5) -> str:
 
 def submit_jobs(specs: Sequence[TrialSpec], launcher: Mapping[str, Any], results_dir: Path,
                 options: Mapping[str, Any]) -> list[tuple[TrialSpec, submitit.Job]]:
-    """Submit every spec; slurm: one job array. Returns (spec, job) pairs, each with a job record."""
+    """Submit every spec; slurm: one job array, one task per rank. Returns (spec, job) pairs, each with a
+    job record."""
     executor = make_executor(launcher, results_dir)
+    if launcher["name"] == "slurm":
+        executor.update_parameters(ntasks_per_node=ranks_per_trial(specs))
     jobs = executor.map_array(TrialJob(str(results_dir), options), list(specs))
     for spec, job in zip(specs, jobs):
         write_job_record(results_dir, spec, launcher["name"], job)
@@ -140,8 +149,9 @@ def submit_jobs(specs: Sequence[TrialSpec], launcher: Mapping[str, Any], results
 
 def run_local_processes(specs: Sequence[TrialSpec], launcher: Mapping[str, Any], results_dir: Path,
                         options: Mapping[str, Any], bar) -> list[tuple[TrialSpec, submitit.Job]]:
-    """LocalExecutor starts every job at once; keep at most `max_workers` running by feeding it."""
-    max_workers = launcher["max_workers"] or os.cpu_count() or 1
+    """LocalExecutor starts every job at once; keep at most `max_workers` running by feeding it (default:
+    as many as the cores hold, each trial's ranks one core each)."""
+    max_workers = launcher["max_workers"] or max(1, (os.cpu_count() or 1) // ranks_per_trial(specs))
     waiting, running, finished = list(specs), [], []
     while waiting or running:
         while waiting and len(running) < max_workers:
@@ -152,6 +162,14 @@ def run_local_processes(specs: Sequence[TrialSpec], launcher: Mapping[str, Any],
             finished.append(pair)
             count_outcome(bar, pair[0], results_dir)
     return finished
+
+
+def ranks_per_trial(specs: Sequence[TrialSpec]) -> int:
+    """The one `nproc_per_node` of a sweep's trials (a job array has one task count); 1 for no trials."""
+    counts = {spec.nproc_per_node for spec in specs} or {1}
+    if len(counts) != 1:
+        raise ValueError(f"the trials of one sweep must share nproc_per_node; these have {sorted(counts)}")
+    return counts.pop()
 
 
 def count_outcome(bar, spec: TrialSpec, results_dir: Path) -> None:

@@ -121,8 +121,9 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
     launcher = OmegaConf.to_container(cfg.launcher, resolve=True)
     # debug runs the trials in this process, so its fingerprint is theirs; local and slurm jobs run
     # in their own processes (their torch threads, a cluster's nodes), checked only against each other
-    here = hardware(resolve_device(cfg.device))["fingerprint"] if launcher["name"] == "debug" else None
-    if launcher["name"] == "debug":
+    debug = launcher["name"] == "debug"
+    here = hardware(resolve_device(cfg.device), launchers.ranks_per_trial(specs))["fingerprint"] if debug else None
+    if debug:
         return warn_foreign_hardware(run_local(specs, cfg.results_dir, **trial_options(cfg)), here)
     results_dir = Path(cfg.results_dir)
     records: dict[str, dict] = {}
