@@ -58,3 +58,19 @@ def cpu_trial(tmp_path, data_dir):
         return run_trial(spec, tmp_path / "results", data_dir=data_dir, device="cpu")
 
     return run
+
+
+@pytest.fixture(scope="module")
+def framework_pairs(tmp_path_factory):
+    """pair(name) -> [PyTorch workload, JAX workload] at `tiny`, data prepared, built once per test module
+    (the data generation takes seconds); the data directory is `data_dir`'s."""
+    from jax_parity import workload_pair  # imports jax, which only the JAX tests need
+
+    data_dir, cache = str(tmp_path_factory.getbasetemp() / "data"), {}
+
+    def pair(name: str):
+        if name not in cache:
+            cache[name] = workload_pair(name, data_dir)
+        return cache[name]
+
+    return pair

@@ -16,14 +16,13 @@ from harness.core import registry
 from harness.core.presets import XLA_ONE_THREAD_FLAGS, apply_threads
 from harness.core.runner import TrialSpec, run_trial
 from harness.core.spec import ForwardPassMode
+from jax_parity import workload_pair
 from workloads.logreg.jax_workload import JaxLogisticRegression
 
 
-def workload_pair(name, data_dir):
-    pair = [registry.make_workload(name, "tiny", data_dir, framework=framework) for framework in ("pytorch", "jax")]
-    for workload in pair:
-        workload.prepare_data()
-    return pair
+def make_resnet_pytorch_only(monkeypatch):
+    """Every workload has a JAX implementation: resnet, made PyTorch-only, stands in for one without."""
+    monkeypatch.setattr(registry.workload_class("resnet"), "frameworks", ("pytorch",))
 
 
 @pytest.mark.parametrize("name", ["logreg_breast_cancer", "logreg_wine"])
@@ -99,11 +98,12 @@ def test_clock_waits_for_the_step_outputs(tmp_path, data_dir, monkeypatch):
     assert all(isinstance(leaf, jax.Array) for o in step_outputs for leaf in o.values())
 
 
-def test_framework_mismatches_are_reported(tmp_path, data_dir):
+def test_framework_mismatches_are_reported(tmp_path, data_dir, monkeypatch):
     wrong_submission = run_trial(TrialSpec("logreg_wine", "adamw", preset="tiny", framework="jax", max_steps=2),
                                  tmp_path, data_dir=data_dir)
     assert wrong_submission["status"] == "failed"
     assert "written for pytorch, not framework=jax; run it with framework=pytorch" in wrong_submission["error"]
+    make_resnet_pytorch_only(monkeypatch)
     no_jax_workload = run_trial(TrialSpec("resnet", "adamw_jax", preset="tiny", framework="jax", max_steps=2),
                                 tmp_path, data_dir=data_dir)
     assert no_jax_workload["status"] == "unsupported"
@@ -120,11 +120,12 @@ def test_cli_runs_a_jax_trial(tmp_path, capsys, data_dir):
     assert record["provenance"]["jax"] == jax.__version__
 
 
-def test_every_family_with_jax_finds_its_implementation_by_module_name():
+def test_every_family_with_jax_finds_its_implementation_by_module_name(monkeypatch):
     for name, cls in registry.workload_classes().items():
         if "jax" in cls.frameworks:
             jax_class = cls.implementation("jax")
             assert jax_class.framework == "jax" and issubclass(jax_class, cls), name
+    make_resnet_pytorch_only(monkeypatch)
     with pytest.raises(ValueError, match="has no jax implementation; valid frameworks: \\['pytorch'\\]"):
         registry.workload_classes()["resnet"].implementation("jax")
 

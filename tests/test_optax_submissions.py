@@ -20,7 +20,7 @@ from harness.core.runner import SubmissionWorkloadView  # noqa: E402
 from harness.core.spec import Hyperparameters, MetricsLogger  # noqa: E402
 from harness.core.submission import load_submission  # noqa: E402
 from test_jax import workload_pair  # noqa: E402
-from test_jax_dlrm_gpt import numpy_params  # noqa: E402
+from jax_parity import numpy_params  # noqa: E402
 
 WORKLOAD, STEPS, EVAL_EVERY = "logreg_wine", 40, 10
 
@@ -29,8 +29,8 @@ def parameter_trajectory(workload, submission_name: str, overrides: dict) -> lis
     """The parameters (as numpy) after each of STEPS updates of the submission at its defaults plus
     `overrides`, from the seed-0 initialisation on the seed-0 batch stream; for a submission with
     `prepare_for_eval`, also the parameters it returns every EVAL_EVERY steps (what would be
-    evaluated), training on from what it returned, as the runner does. As test_jax_dlrm_gpt's
-    adamw_trajectory, with hyperparameters chosen per case and every step kept."""
+    evaluated), training on from what it returned, as the runner does. As jax_parity's
+    submission_trajectory, with hyperparameters chosen per case and every step kept."""
     submission = load_submission(submission_name)
     hyperparameters = Hyperparameters({**submission.default_hyperparameters(), **overrides})
     model, model_state = workload.init_model_fn(0)

@@ -9,7 +9,7 @@ import pytest
 from harness.core.runner import TrialSpec, run_trial
 from harness.core.submission import SUBMISSIONS_DIR, available_submissions
 
-# resnet and gpt2 exist in PyTorch only; the JAX submissions are exercised in tests/test_jax.py.
+# The JAX submissions run on these workloads' JAX twins in tests/test_jax*.py and test_optax_submissions.py.
 PYTORCH_SUBMISSIONS = [name for name in available_submissions()
                        if json.loads((SUBMISSIONS_DIR / name / "metadata.json").read_text()).get("framework") == "pytorch"]
 

@@ -5,12 +5,14 @@ A JAX workload is a mixin over its PyTorch class: data, batch stream, targets, b
 dict and the framework hooks below. No module library (flax): the parameter dict is keyed by the
 PyTorch model's `named_parameters()` names and keeps PyTorch's layouts, so weights convert one to
 one (`params_from_torch`), `param_shapes`/`model_params_types` have the same tree structure as the
-parameters, and `is_output_params` means the same in both frameworks.
+parameters, and `is_output_params` means the same in both frameworks. The layers more than one
+family uses (linear, layer norm, attention, dropout, cross-entropy) are pure functions here.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -64,13 +66,61 @@ def dropout(x: jax.Array, rate: Any, rng: Any, broadcast_dims: Iterable[int] = (
         keep_prob = 1.0 - rate
         shared = {dim % x.ndim for dim in broadcast_dims}
         mask_shape = tuple(1 if dim in shared else size for dim, size in enumerate(x.shape))
-        keep = jnp.broadcast_to(jax.random.bernoulli(rng, keep_prob, mask_shape), x.shape)
+        # Drawn flat and reshaped: the same mask (threefry counts elements in row-major order), but
+        # XLA:CPU compiles threefry over a 4-D shape ~10x slower than over a 1-D one (4 s vs 0.35 s).
+        flat = jax.random.bernoulli(rng, keep_prob, (math.prod(mask_shape),)).reshape(mask_shape)
+        keep = jnp.broadcast_to(flat, x.shape)
         # the inner where: at rate 1 no division by zero, whose gradient would be NaN
         return jnp.where(keep, x / jnp.where(keep_prob > 0, keep_prob, 1.0), 0.0).astype(x.dtype)
 
     if isinstance(rate, jax.core.Tracer):
         return jax.lax.cond(rate > 0, masked, lambda x: x, x)
     return masked(x)
+
+
+# ---- layers the JAX models share, over parameter dicts in PyTorch's names and layouts -----------
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default
+
+
+def linear(params: dict[str, jax.Array], prefix: str, x: jax.Array) -> jax.Array:
+    """nn.Linear: the weight is (out, in); the bias is optional (`bias=False` layers have none)."""
+    out = x @ params[f"{prefix}.weight"].T
+    return out + params[f"{prefix}.bias"] if f"{prefix}.bias" in params else out
+
+
+def layer_norm(params: dict[str, jax.Array], prefix: str, x: jax.Array) -> jax.Array:
+    """nn.LayerNorm over the last axis (biased variance, as torch)."""
+    mean = x.mean(-1, keepdims=True)
+    variance = ((x - mean) ** 2).mean(-1, keepdims=True)
+    out = (x - mean) * jax.lax.rsqrt(variance + LAYER_NORM_EPS) * params[f"{prefix}.weight"]
+    return out + params[f"{prefix}.bias"] if f"{prefix}.bias" in params else out
+
+
+def attention(qkv: jax.Array, n_head: int, causal: bool, drop: Dropout) -> jax.Array:
+    """Multi-head `F.scaled_dot_product_attention` of the fused (B, T, 3C) query/key/value projections
+    (split into q, k, v along the last axis, as the PyTorch models do), written out: the heads'
+    outputs (B, T, C) before the output projection, with dropout on the attention probabilities as
+    its dropout_p."""
+    B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+    q, k, v = (t.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3)  # (B, nh, T, hs)
+               for t in jnp.split(qkv, 3, axis=-1))
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(C // n_head)
+    if causal:
+        scores = jnp.where(np.tril(np.ones((T, T), bool)), scores, -jnp.inf)
+    y = drop(jax.nn.softmax(scores, axis=-1)) @ v
+    return y.transpose(0, 2, 1, 3).reshape(B, T, C)
+
+
+def softmax_cross_entropy(label_batch: jax.Array, logits_batch: jax.Array, mask_batch: jax.Array | None = None,
+                          label_smoothing: float = 0.0) -> dict[str, jax.Array]:
+    """`F.cross_entropy(label_smoothing=s, reduction="none")` in float32 over the last axis:
+    (1 - s) * NLL + s * mean over classes of -log p; AlgoPerf's loss dict."""
+    log_probs = jax.nn.log_softmax(logits_batch.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(log_probs, label_batch[..., None], axis=-1)[..., 0]
+    if is_static_zero(label_smoothing):  # a traced smoothing (a jit argument) must not be branched on
+        return loss_outputs(nll, mask_batch)
+    per_example = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(-1)
+    return loss_outputs(per_example, mask_batch)
 
 
 class Dropout:
@@ -146,11 +196,16 @@ class JaxWorkload:
 
 
 class TorchInitialisedJaxWorkload(JaxWorkload):
-    """A JAX mixin whose parameters start as the PyTorch model of the same seed, converted."""
+    """A JAX mixin whose parameters (and model state) start as the PyTorch model of the same seed, converted."""
 
-    def init_model_fn(self, rng: int) -> tuple[dict[str, jax.Array], None]:
+    def init_model_fn(self, rng: int) -> tuple[dict[str, jax.Array], Any]:
         model, model_state = super().init_model_fn(rng)  # the PyTorch model of this seed
-        return self.params_from_torch(model), model_state
+        return self.params_from_torch(model), self.model_state_from_torch(model, model_state)
+
+    def model_state_from_torch(self, model: torch.nn.Module, model_state: Any) -> Any:
+        """The JAX `model_state` of the PyTorch model: its own (None) unless the model keeps state in
+        buffers (BatchNorm's running statistics), which JAX must carry in `model_state` instead."""
+        return model_state
 
 
 @functools.cache

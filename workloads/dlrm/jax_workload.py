@@ -18,14 +18,11 @@ import numpy as np
 
 from harness.core.spec import Workload
 from workloads.dlrm import data
-from workloads.jax_common import Dropout, TorchInitialisedJaxWorkload, jax_class, loss_outputs  # first: says how to install jax if absent
+# first: says how to install jax if absent
+from workloads.jax_common import Dropout, TorchInitialisedJaxWorkload, jax_class, linear, loss_outputs
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-
-
-def linear(params: dict[str, jax.Array], prefix: str, x: jax.Array) -> jax.Array:
-    return x @ params[f"{prefix}.weight"].T + params[f"{prefix}.bias"]
 
 
 def layer_prefixes(params: dict[str, jax.Array], mlp: str) -> list[str]:

@@ -16,41 +16,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from harness.core.spec import Workload
 # first: it says how to install jax if absent
-from workloads.jax_common import Dropout, TorchInitialisedJaxWorkload, is_static_zero, jax_class, loss_outputs
+from workloads.jax_common import (Dropout, TorchInitialisedJaxWorkload, attention, jax_class, layer_norm, linear,
+                                  softmax_cross_entropy)
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default
-
-
-def linear(params: dict[str, jax.Array], prefix: str, x: jax.Array) -> jax.Array:
-    out = x @ params[f"{prefix}.weight"].T
-    return out + params[f"{prefix}.bias"] if f"{prefix}.bias" in params else out
-
-
-def layer_norm(params: dict[str, jax.Array], prefix: str, x: jax.Array) -> jax.Array:
-    mean = x.mean(-1, keepdims=True)
-    variance = ((x - mean) ** 2).mean(-1, keepdims=True)
-    out = (x - mean) * jax.lax.rsqrt(variance + LAYER_NORM_EPS) * params[f"{prefix}.weight"]
-    return out + params[f"{prefix}.bias"] if f"{prefix}.bias" in params else out
 
 
 def causal_self_attention(params, prefix: str, x: jax.Array, n_head: int, drop: Dropout) -> jax.Array:
-    """`CausalSelfAttention.forward`: scaled_dot_product_attention(is_causal=True) written out, with
-    dropout on the attention probabilities as its dropout_p."""
-    B, T, C = x.shape
-    q, k, v = jnp.split(linear(params, f"{prefix}.c_attn", x), 3, axis=-1)
-    q, k, v = (t.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3) for t in (q, k, v))  # (B, nh, T, hs)
-    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(C // n_head)
-    scores = jnp.where(np.tril(np.ones((T, T), bool)), scores, -jnp.inf)
-    y = drop(jax.nn.softmax(scores, axis=-1)) @ v
-    y = y.transpose(0, 2, 1, 3).reshape(B, T, C)
-    return drop(linear(params, f"{prefix}.c_proj", y))
+    """`CausalSelfAttention.forward`: scaled_dot_product_attention(is_causal=True) with dropout_p."""
+    heads = attention(linear(params, f"{prefix}.c_attn", x), n_head, True, drop)
+    return drop(linear(params, f"{prefix}.c_proj", heads))
 
 
 def mlp(params, prefix: str, x: jax.Array, drop: Dropout) -> jax.Array:
@@ -84,12 +61,7 @@ class JaxGPT(TorchInitialisedJaxWorkload):
         return x @ wte.T, model_state  # lm_head tied to the token embedding
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
-        # F.cross_entropy(label_smoothing=s) in float32: (1 - s) * NLL + s * mean over classes of -log p
-        log_probs = jax.nn.log_softmax(logits_batch.astype(jnp.float32), axis=-1)
-        nll = -jnp.take_along_axis(log_probs, label_batch[..., None], axis=-1)[..., 0]
-        if is_static_zero(label_smoothing):
-            return loss_outputs(nll, mask_batch)
-        return loss_outputs((1 - label_smoothing) * nll - label_smoothing * log_probs.mean(-1), mask_batch)
+        return softmax_cross_entropy(label_batch, logits_batch, mask_batch, label_smoothing)  # per token
 
     def correct_predictions(self, logits, targets):
         return logits.argmax(-1) == targets

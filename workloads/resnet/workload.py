@@ -54,6 +54,7 @@ class ResNetWorkload(ImageClassification):
     name = "resnet"
     family = "resnet"
     algoperf_name = "imagenet_resnet"
+    frameworks = ("pytorch", "jax")
     output_params_prefixes = ("fc.",)
     description = ("CIFAR-style ResNet with BatchNorm, softmax cross-entropy "
                    "(ResNet-8 with 1x3 kernels on MNIST-1D at cpu, ResNet-18 with crop + flip on CIFAR-10 at full)")

@@ -55,6 +55,7 @@ class ViTWorkload(ImageClassification):
     name = "vit"
     family = "vit"
     algoperf_name = "imagenet_vit"
+    frameworks = ("pytorch", "jax")
     output_params_prefixes = ("head.",)
     description = ("Vision Transformer (pre-LN, class token), softmax cross-entropy "
                    "(width 64, depth 3, 1x8 patches of MNIST-1D at cpu; ViT-S/4 on CIFAR-10 at full)")
