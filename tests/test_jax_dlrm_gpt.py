@@ -211,8 +211,8 @@ def test_adamw_jax_trial_runs_on_the_family(name, tmp_path, module_data_dir):
     spec = TrialSpec(name, "adamw_jax", preset="tiny", framework="jax", max_steps=20, eval_period_steps=10,
                      eval_period_s=1e9, stop_at_target=False)
     record = run_trial(spec, tmp_path, data_dir=module_data_dir)
-    assert record["status"] in ("reached", "budget"), record.get("traceback")
-    assert record["framework"] == "jax" and record["steps"] == 20
+    assert record.status in ("reached", "budget"), record.traceback
+    assert record.framework == "jax" and record.steps == 20
     evals = results.read_jsonl(spec.trial_dir(tmp_path) / results.EVALS_FILE)
     assert [row["step"] for row in evals][-1] == 20
     assert evals[-1]["validation_loss"] < evals[0]["validation_loss"]  # it trained
