@@ -58,8 +58,8 @@ def harness_loop(workload_name: str, preset: str, steps: int, data_dir: str, clo
                      budget_multiplier=1e6, eval_period_s=1e9, eval_period_steps=10**9)
     with tempfile.TemporaryDirectory() as results_dir:
         record = run_trial(spec, results_dir, data_dir=data_dir, device="cpu", clock_fn=clock)
-    assert record["status"] in ("reached", "budget"), record.get("error")
-    return record["submission_time_s"]
+    assert record.status in ("reached", "budget"), record.error
+    return record.submission_time_s
 
 
 def main() -> None:

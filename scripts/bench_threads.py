@@ -28,9 +28,9 @@ def step_time(workload: str, preset: str, threads: int, steps: int, data_dir: st
                      stop_at_target=False, ruleset=f"threads{threads}")
     with tempfile.TemporaryDirectory() as scratch:
         record = run_trial(spec, scratch, data_dir=data_dir, device="cpu")
-    if record["torch_threads"] != threads or record["status"] not in ("budget", "reached"):
-        raise RuntimeError(f"{workload} with {threads} threads: {record['status']} {record.get('error', '')}")
-    return record["median_step_time_s"]
+    if record.torch_threads != threads or record.status not in ("budget", "reached"):
+        raise RuntimeError(f"{workload} with {threads} threads: {record.status} {record.error or ''}")
+    return record.median_step_time_s
 
 
 def main() -> None:

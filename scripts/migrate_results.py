@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
-from harness.core.results import PLACEMENT_FIELDS, atomic_write_json, legacy_placement, result_files
+from harness.core.results import (PLACEMENT_FIELDS, TrialRecord, legacy_placement, read_result_json, result_files,
+                                  write_result)
 
 
 def migrate(results_dir: Path, check: bool = False) -> tuple[int, int]:
     """(records migrated, records already current) under results_dir."""
     migrated = current = 0
     for file in result_files(results_dir):
-        record = json.loads(file.read_text())
+        record = read_result_json(file.parent)  # as stored: an unmigrated record is no TrialRecord yet
+        if record is None:
+            raise SystemExit(f"{file}: unreadable; repair or delete it, then migrate again")
         if all(field in record for field in PLACEMENT_FIELDS):
             current += 1
             continue
@@ -35,7 +37,7 @@ def migrate(results_dir: Path, check: bool = False) -> tuple[int, int]:
             spec = {k: v for k, v in record["spec"].items() if k != "tag"}
             record["spec"] = {**spec, **placement}
         if not check:
-            atomic_write_json(file, record)
+            write_result(file.parent, TrialRecord.from_json(record))
         migrated += 1
     return migrated, current
 

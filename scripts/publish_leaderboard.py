@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     records = sweep.run_local(specs, args.results_dir, data_dir=args.data_dir, device=args.device)
     duration = time.time() - started
     # trials finished by an earlier (or a parallel) invocation are skipped here but keep their own time
-    trial_time = sum(record.get("wall_time_s", 0.0) for record in records)
+    trial_time = sum(record.wall_time_s or 0.0 for record in records)
     options = leaderboard.Options(reference=args.reference)
     boards = leaderboard.build(args.results_dir, args.preset, "self", options)
     paths = report.write(boards, args.results_dir, options)

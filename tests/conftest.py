@@ -48,10 +48,11 @@ def cpu_trial(tmp_path, data_dir):
     """run(submission, workload, hyperparameters, max_steps=5000) -> the record of one `cpu`-preset trial
     that stops at the target. The step count is capped and the clock budget widened twentyfold, so
     reaching the target is a statement about the method's steps, not about the machine."""
+    from harness.core.results import TrialRecord
     from harness.core.runner import TrialSpec, run_trial
 
     def run(submission: str, workload: str, hyperparameters: dict | None = None, max_steps: int = 5000,
-            framework: str = "pytorch") -> dict:
+            framework: str = "pytorch") -> TrialRecord:
         spec = TrialSpec(workload=workload, submission=submission, preset="cpu", hyperparameters=hyperparameters or {},
                          budget_multiplier=20.0, max_steps=max_steps, eval_period_steps=EVAL_EVERY_STEPS,
                          eval_period_s=NEVER_BY_CLOCK_S, framework=framework)

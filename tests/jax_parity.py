@@ -183,8 +183,8 @@ def assert_jax_trial_trains(name: str, submission: str, results_dir, data_dir: s
     spec = TrialSpec(name, submission, preset="tiny", framework="jax", max_steps=steps, eval_period_steps=steps // 2,
                      eval_period_s=1e9, stop_at_target=False, budget_multiplier=20.0)
     record = run_trial(spec, results_dir, data_dir=data_dir)
-    assert record["status"] in ("reached", "budget"), record.get("traceback")
-    assert record["framework"] == "jax" and record["steps"] == steps
+    assert record.status in ("reached", "budget"), record.traceback
+    assert record.framework == "jax" and record.steps == steps
     evals = results.read_jsonl(spec.trial_dir(results_dir) / results.EVALS_FILE)
     assert [row["step"] for row in evals][-1] == steps
     assert evals[-1]["validation_loss"] < evals[0]["validation_loss"]  # it trained

@@ -24,15 +24,15 @@ def test_algoperf_submission_loads_through_the_shim():
 def test_algoperf_submission_reaches_the_target(cpu_trial, tmp_path):
     with pytest.warns(UserWarning, match="default batch size"):
         record = cpu_trial(FIXTURE, "logreg_breast_cancer", max_steps=5200)
-    assert record["status"] == "reached", record.get("traceback")
-    assert record["batch_size"] == 128  # get_batch_size raised ValueError -> the workload's default
+    assert record.status == "reached", record.traceback
+    assert record.batch_size == 128  # get_batch_size raised ValueError -> the workload's default
     [train_log] = tmp_path.rglob("train.jsonl")
     assert '"loss"' in train_log.read_text()  # workload.metrics_logger rows are kept
 
 
 def test_algoperf_batch_size_by_algoperf_name(tmp_path, data_dir):
     record = run_trial(TrialSpec("logreg_digits", FIXTURE, preset="tiny", max_steps=3), tmp_path, data_dir=data_dir)
-    assert record["batch_size"] == 16  # logreg_digits corresponds to AlgoPerf's "mnist"
+    assert record.batch_size == 16  # logreg_digits corresponds to AlgoPerf's "mnist"
 
 
 # Workloads whose data ships offline; the download-only ones (LIBSVM, CIFAR-10, ...) are covered by
@@ -44,8 +44,8 @@ OFFLINE = sorted(name for name, cls in workload_classes().items() if cls(preset=
 def test_algoperf_submission_runs_on_every_workload(workload, tmp_path, data_dir):
     spec = TrialSpec(workload, FIXTURE, preset="tiny", max_steps=3, stop_at_target=False, budget_multiplier=100.0)
     record = run_trial(spec, tmp_path, data_dir=data_dir)
-    assert record["status"] in ("reached", "budget"), record.get("traceback")
-    assert record["steps"] == 3
+    assert record.status in ("reached", "budget"), record.traceback
+    assert record.steps == 3
 
 
 PRE_0_5 = '''
@@ -90,8 +90,8 @@ def test_pre_0_5_package_name_and_key_error_batch_sizes(tmp_path, data_dir):
     file = tmp_path / "old_style.py"
     file.write_text(PRE_0_5)
     digits = run_trial(TrialSpec("logreg_digits", str(file), preset="tiny", max_steps=3), tmp_path, data_dir=data_dir)
-    assert digits["status"] in ("budget", "reached"), digits.get("traceback")
-    assert digits["batch_size"] == 16
+    assert digits.status in ("budget", "reached"), digits.traceback
+    assert digits.batch_size == 16
     with pytest.warns(UserWarning, match="get_batch_size: 'logreg_wine'"):
         wine = run_trial(TrialSpec("logreg_wine", str(file), preset="tiny", max_steps=3), tmp_path, data_dir=data_dir)
-    assert wine["status"] in ("budget", "reached") and wine["batch_size"] == 64  # the workload's default
+    assert wine.status in ("budget", "reached") and wine.batch_size == 64  # the workload's default

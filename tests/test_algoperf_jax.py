@@ -199,8 +199,8 @@ def test_algoperf_style_submission_finishes_on_every_jax_family(name, tmp_path, 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu", checkpoint_every_evals=1)
-    assert record["status"] in ("reached", "budget"), record.get("traceback")
-    assert record["framework"] == "jax" and record["steps"] == 6
+    assert record.status in ("reached", "budget"), record.traceback
+    assert record.framework == "jax" and record.steps == 6
     assert not [str(w.message) for w in caught if "checkpoint" in str(w.message) or "donated" in str(w.message)]
     train = results.read_jsonl(spec.trial_dir(tmp_path) / results.TRAIN_FILE)
     assert len(train) == 6 and all(np.isfinite(row["train_loss"]) and row["grad_norm"] > 0 for row in train)
@@ -239,5 +239,5 @@ def test_algoperf_jax_baseline_runs_unchanged(name, algoperf_baseline, tmp_path,
                      hyperparameters={"dropout_rate": 0.1})  # with the first point's label smoothing 0.1
     with pytest.warns(UserWarning, match="get_batch_size|asks for batch size"):  # AlgoPerf's names and sizes
         record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu", submission=submission)
-    assert record["status"] in ("reached", "budget"), record.get("traceback")
-    assert record["steps"] == 6 and record["hyperparameters"]["label_smoothing"] == 0.1
+    assert record.status in ("reached", "budget"), record.traceback
+    assert record.steps == 6 and record.hyperparameters["label_smoothing"] == 0.1

@@ -27,7 +27,7 @@ def test_algoperf_style_self_tuning_submission_sees_what_algoperf_hands_it(workl
                      stop_at_target=False, budget_multiplier=100.0)
     with pytest.warns(UserWarning, match="default batch size"):
         record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu", submission=submission)
-    assert record["status"] in ("reached", "budget"), record.get("traceback")
+    assert record.status in ("reached", "budget"), record.traceback
     seen = submission.module.SEEN
     assert seen["hyperparameters"] is None  # self-tuning: AlgoPerf passes None, not an empty mapping
     assert seen["device"] == torch.device("cpu")

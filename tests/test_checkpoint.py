@@ -63,8 +63,8 @@ def test_resumed_trial_matches_uninterrupted(name, framework, tmp_path, data_dir
     whole = run_trial(spec, tmp_path / "whole", data_dir=data_dir, clock_fn=StepClock(),
                       submission=submission, checkpoint_every_evals=2)
     whole_params = final_parameters(seen)
-    assert whole["status"] == "reached" and whole["steps"] == 120
-    assert whole["time_to_target_s"] == whole["steps_to_target"] < 120  # one clock second per step
+    assert whole.status == "reached" and whole.steps == 120
+    assert whole.time_to_target_s == whole.steps_to_target < 120  # one clock second per step
 
     submission, seen = recording_submission(name)
     with pytest.raises(Preempted):  # readings: 1 + 1 per step + 3 per eval; this stops at step 61's eval
@@ -80,11 +80,11 @@ def test_resumed_trial_matches_uninterrupted(name, framework, tmp_path, data_dir
     submission, seen = recording_submission(name)
     resumed = run_trial(spec, tmp_path / "resumed", data_dir=data_dir, clock_fn=StepClock(),
                         submission=submission, checkpoint_every_evals=2)
-    assert resumed["resumed_from_steps"] == [51]
+    assert resumed.resumed_from_steps == [51]
     assert seen["steps"] == 120 - 51  # the lost steps ran again
     for key in ("status", "steps", "evals", "time_to_target_s", "steps_to_target", "submission_time_s",
                 "eval_time_s", "final_metrics", "best_metric"):
-        assert resumed[key] == whole[key], key
+        assert getattr(resumed, key) == getattr(whole, key), key
     for param, value in final_parameters(seen).items():
         np.testing.assert_array_equal(value, whole_params[param])
     for log in (results.EVALS_FILE, results.TRAIN_FILE):  # no rows of the lost steps twice
@@ -97,7 +97,7 @@ def test_force_ignores_checkpoint(tmp_path, data_dir):
         run_trial(SPEC, tmp_path, data_dir=data_dir, clock_fn=StepClock(preempt_after=70),
                   checkpoint_every_evals=1)
     record = run_trial(SPEC, tmp_path, data_dir=data_dir, clock_fn=StepClock(), force=True)
-    assert record["resumed_from_steps"] == [] and record["steps"] == 120
+    assert record.resumed_from_steps == [] and record.steps == 120
 
 
 def test_state_tree_round_trip_through_nested_optimizer_state():
@@ -156,5 +156,5 @@ def test_unpicklable_state_is_not_saved_and_rebuilt_on_resume(tmp_path, data_dir
     resumed = run_trial(SPEC, tmp_path / "a", data_dir=data_dir, clock_fn=StepClock(), submission=odd,
                         checkpoint_every_evals=1)
     whole = run_trial(SPEC, tmp_path / "b", data_dir=data_dir, clock_fn=StepClock(), submission=odd)
-    assert resumed["status"] == whole["status"] and resumed["resumed_from_steps"] and resumed["steps"] == whole["steps"]
-    assert resumed["final_metrics"] == pytest.approx(whole["final_metrics"])
+    assert resumed.status == whole.status and resumed.resumed_from_steps and resumed.steps == whole.steps
+    assert resumed.final_metrics == pytest.approx(whole.final_metrics)

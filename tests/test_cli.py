@@ -1,10 +1,9 @@
 """The `timetrial` command line."""
 
-import json
-
 import pytest
 
 from harness.commands.cli import main
+from harness.core import results
 
 
 def test_help_lists_commands_and_options(capsys):
@@ -32,8 +31,8 @@ def test_run_writes_a_trial_and_skips_it_the_second_time(tmp_path, capsys, data_
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "logreg_wine / adamw (tiny, seed 0)" in out and "'learning_rate': 0.05" in out
-    [result] = list(tmp_path.rglob("result.json"))
-    assert json.loads(result.read_text())["hyperparameters"]["learning_rate"] == 0.05
+    [result] = list(tmp_path.rglob(results.RESULT_FILE))
+    assert results.read_result(result.parent).hyperparameters["learning_rate"] == 0.05
     assert main(args) == 0
     assert "finished earlier" in capsys.readouterr().out
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.commands import compare
 from harness.commands.cli import main
-from harness.core.results import RESULT_FILE, atomic_write_json, legacy_placement
+from harness.core.results import TrialRecord, legacy_placement, write_result
 from harness.study import leaderboard
 
 HW_A = {"fingerprint": "aaaaaaaaaaaa", "label": "CPU A (1 threads)"}
@@ -15,14 +15,14 @@ HW_B = {"fingerprint": "bbbbbbbbbbbb", "label": "CPU B (1 threads)"}
 
 def write_trial(root: Path, submission: str, tag: str, seconds: float, hardware=HW_A, step_time: float | None = None):
     trial_dir = root / "trials" / "w1" / submission / "cpu" / f"{tag.replace('/', '-')}-seed1"
-    atomic_write_json(trial_dir / RESULT_FILE, {
+    write_result(trial_dir, TrialRecord(**{
         "workload": "w1", "submission": submission, "preset": "cpu", "seed": 1, "tag": tag,
         **dataclasses.asdict(legacy_placement(tag)), "status": "reached",
         "reached_target": True, "time_to_target_s": seconds, "steps_to_target": 100, "budget_s": 60.0,
         "variant_of": None, "target_metric": "loss", "target_value": 0.1, "target_direction": "min",
         "timing_version": 2, "provenance": {"hardware": hardware},
         **({"reference_step_time_s": step_time, "time_to_target_reference_steps": seconds / step_time}
-           if step_time else {})})
+           if step_time else {})}))
 
 
 def test_a_new_row_is_ranked_among_published_rows_and_tuned_baselines_on_one_machine(tmp_path):

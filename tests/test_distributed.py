@@ -53,23 +53,23 @@ def trials(tmp_path_factory):
 @pytest.mark.parametrize("workload", ["gpt2", "resnet"])
 def test_two_ranks_follow_one_process_with_the_same_global_batch(workload, trials):
     one, two = trials(workload, 1), trials(workload, 2)
-    assert one["status"] == two["status"] == "budget" and one["steps"] == two["steps"] == 20
-    assert two["batch_size"] == one["batch_size"]  # the global batch: each rank trains on half of it
+    assert one.status == two.status == "budget" and one.steps == two.steps == 20
+    assert two.batch_size == one.batch_size  # the global batch: each rank trains on half of it
     single, ranks = curve(tiny_spec(workload, 1), trials.results_dir), curve(tiny_spec(workload), trials.results_dir)
     assert [step for step, _ in ranks] == [step for step, _ in single] == [1, 5, 10, 15, 20]
     for (step, expected), (_, loss) in zip(single, ranks):
         assert loss == pytest.approx(expected, rel=TOLERANCE[workload]), f"step {step}"
     assert single[-1][1] < 0.9 * single[0][1]  # it trained: the match is not one of two untrained models
 
-    assert two["world_size"] == 2 and two["backend"] == "gloo" and two["spec"]["nproc_per_node"] == 2
-    assert two["provenance"]["distributed"] == {"world_size": 2, "backend": "gloo"}
-    assert "world_size" not in one and "distributed" not in one["provenance"]
-    hardware, single_hardware = two["provenance"]["hardware"], one["provenance"]["hardware"]
+    assert two.world_size == 2 and two.backend == "gloo" and two.spec["nproc_per_node"] == 2
+    assert two.provenance["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert one.world_size is None and "world_size" not in one.to_json() and "distributed" not in one.provenance
+    hardware, single_hardware = two.provenance["hardware"], one.provenance["hardware"]
     assert hardware["label"] == single_hardware["label"] + " x 2 ranks"  # a board of its own
     assert hardware["fingerprint"] != single_hardware["fingerprint"]
     trial_dir = tiny_spec(workload).trial_dir(trials.results_dir)
     assert sorted(p.name for p in trial_dir.iterdir()) == [results.EVALS_FILE, results.RESULT_FILE, results.TRAIN_FILE]
-    assert results.read_result(trial_dir)["trial_key"] == two["trial_key"] != one["trial_key"]
+    assert results.read_result(trial_dir).trial_key == two.trial_key != one.trial_key
 
 
 def test_a_run_whose_rank_0_is_killed_resumes_from_its_checkpoint(trials, monkeypatch):
@@ -77,26 +77,26 @@ def test_a_run_whose_rank_0_is_killed_resumes_from_its_checkpoint(trials, monkey
     trial_dir = spec.trial_dir(trials.results_dir)
     monkeypatch.setenv("TIMETRIAL_TEST_FAULT", "0:12:kill")
     killed = run_trial(spec, trials.results_dir, data_dir=trials.data_dir, device="cpu", checkpoint_every_evals=1)
-    assert killed["status"] == "failed" and "rank 0 ended without a result" in killed["error"], killed["error"]
+    assert killed.status == "failed" and "rank 0 ended without a result" in killed.error, killed.error
     assert results.read_result(trial_dir) is None  # as a killed single process: no record, so it resumes
     assert checkpoint.load(trial_dir)["train_state"]["step"] == 10  # the last eval's
 
     monkeypatch.delenv("TIMETRIAL_TEST_FAULT")
     resumed = run_trial(spec, trials.results_dir, data_dir=trials.data_dir, device="cpu", checkpoint_every_evals=1)
     uninterrupted = trials("gpt2", 2)
-    assert resumed["status"] == "budget" and resumed["resumed_from_steps"] == [10]
+    assert resumed.status == "budget" and resumed.resumed_from_steps == [10]
     assert curve(spec, trials.results_dir) == curve(tiny_spec("gpt2"), trials.results_dir)  # exactly
-    assert resumed["final_metrics"] == uninterrupted["final_metrics"]
+    assert resumed.final_metrics == uninterrupted.final_metrics
     assert not (trial_dir / checkpoint.CHECKPOINT_FILE).exists()
 
 
 def test_a_crash_in_one_rank_fails_the_trial_and_names_that_rank(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("TIMETRIAL_TEST_FAULT", "1:3:raise")
     record = run_trial(tiny_spec("gpt2", submission=FAULTS), tmp_path, data_dir=data_dir, device="cpu")
-    assert record["status"] == "failed"
-    assert "rank 1: RuntimeError: injected fault on rank 1 at step 3" in record["error"]
-    assert "injected fault" in record["rank_errors"]["1"]["traceback"]
-    assert results.read_result(tiny_spec("gpt2", submission=FAULTS).trial_dir(tmp_path))["error"] == record["error"]
+    assert record.status == "failed"
+    assert "rank 1: RuntimeError: injected fault on rank 1 at step 3" in record.error
+    assert "injected fault" in record.rank_errors["1"]["traceback"]
+    assert results.read_result(tiny_spec("gpt2", submission=FAULTS).trial_dir(tmp_path)).error == record.error
 
 
 def test_single_process_trial_keys_are_unchanged():
@@ -115,8 +115,8 @@ def test_single_process_trial_keys_are_unchanged():
     files = results.result_files(REPO / "results")
     assert len(files) > 100
     for file in files:
-        record = json.loads(file.read_text())
-        assert TrialSpec(**record["spec"]).key() == record["trial_key"], file
+        record = results.read_result(file.parent)
+        assert TrialSpec(**record.spec).key() == record.trial_key, file
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from harness.commands.cli import main
+from harness.core import results
 from harness.study import status
 
 INTERRUPTING = '''
@@ -40,8 +41,8 @@ def test_ctrl_c_says_where_it_stopped_and_the_same_command_resumes(tmp_path, dat
     assert list(table["state"]) == ["interrupted"] and "checkpoint at step 6" in table["detail"].iloc[0]
     assert main(argv) == 0  # the flag is gone: it resumes and finishes
     assert list(status.trial_states(tmp_path / "runs")["state"]) == ["done"]
-    record = json.loads(next((tmp_path / "runs").rglob("result.json")).read_text())
-    assert record["resumed_from_steps"] == [6] and record["steps"] == 20
+    record = results.read_result(next((tmp_path / "runs").rglob(results.RESULT_FILE)).parent)
+    assert record.resumed_from_steps == [6] and record.steps == 20
 
 
 @pytest.mark.parametrize("argv, message", [

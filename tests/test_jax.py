@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.commands.cli import main
-from harness.core import registry
+from harness.core import registry, results
 from harness.core.presets import XLA_ONE_THREAD_FLAGS, apply_threads
 from harness.core.runner import TrialSpec, run_trial
 from harness.core.spec import ForwardPassMode
@@ -61,8 +61,8 @@ def test_optax_adamw_trains_like_pytorch_adamw(tmp_path, data_dir):
         spec = TrialSpec("logreg_wine", name, preset="tiny", framework=framework, max_steps=300,
                          stop_at_target=False, eval_period_steps=50, eval_period_s=1e9, budget_multiplier=100.0)
         record = run_trial(spec, tmp_path, data_dir=data_dir)
-        assert record["status"] == "reached", record.get("traceback")
-        assert record["framework"] == framework
+        assert record.status == "reached", record.traceback
+        assert record.framework == framework
         curves[framework] = [row["train_loss"] for row in
                              map(json.loads, (spec.trial_dir(tmp_path) / "evals.jsonl").read_text().splitlines())]
     assert len(curves["jax"]) == 7  # steps 1, 50, 100, ..., 300
@@ -74,8 +74,8 @@ def test_optax_adamw_trains_like_pytorch_adamw(tmp_path, data_dir):
 def test_optax_adamw_reaches_the_cpu_target_at_the_pytorch_step(cpu_trial):
     jax_record = cpu_trial("adamw_jax", "logreg_wine", framework="jax")
     torch_record = cpu_trial("adamw", "logreg_wine")
-    assert jax_record["status"] == torch_record["status"] == "reached", jax_record.get("traceback")
-    assert abs(jax_record["steps_to_target"] - torch_record["steps_to_target"]) <= 20  # two evals
+    assert jax_record.status == torch_record.status == "reached", jax_record.traceback
+    assert abs(jax_record.steps_to_target - torch_record.steps_to_target) <= 20  # two evals
 
 
 def test_clock_waits_for_the_step_outputs(tmp_path, data_dir, monkeypatch):
@@ -92,7 +92,7 @@ def test_clock_waits_for_the_step_outputs(tmp_path, data_dir, monkeypatch):
     spec = TrialSpec("logreg_wine", "adamw_jax", preset="tiny", framework="jax", max_steps=5,
                      stop_at_target=False, eval_period_steps=100, eval_period_s=1e9)
     record = run_trial(spec, tmp_path, data_dir=data_dir)
-    assert record["steps"] == 5
+    assert record.steps == 5
     step_outputs = [o for o in waited if isinstance(o, dict) and set(o) == {"weight", "bias"}]
     assert len(step_outputs) == 5
     assert all(isinstance(leaf, jax.Array) for o in step_outputs for leaf in o.values())
@@ -101,23 +101,23 @@ def test_clock_waits_for_the_step_outputs(tmp_path, data_dir, monkeypatch):
 def test_framework_mismatches_are_reported(tmp_path, data_dir, monkeypatch):
     wrong_submission = run_trial(TrialSpec("logreg_wine", "adamw", preset="tiny", framework="jax", max_steps=2),
                                  tmp_path, data_dir=data_dir)
-    assert wrong_submission["status"] == "failed"
-    assert "written for pytorch, not framework=jax; run it with framework=pytorch" in wrong_submission["error"]
+    assert wrong_submission.status == "failed"
+    assert "written for pytorch, not framework=jax; run it with framework=pytorch" in wrong_submission.error
     make_resnet_pytorch_only(monkeypatch)
     no_jax_workload = run_trial(TrialSpec("resnet", "adamw_jax", preset="tiny", framework="jax", max_steps=2),
                                 tmp_path, data_dir=data_dir)
-    assert no_jax_workload["status"] == "unsupported"
-    assert "workload 'resnet' has no jax implementation; valid frameworks: ['pytorch']" in no_jax_workload["error"]
+    assert no_jax_workload.status == "unsupported"
+    assert "workload 'resnet' has no jax implementation; valid frameworks: ['pytorch']" in no_jax_workload.error
 
 
 def test_cli_runs_a_jax_trial(tmp_path, capsys, data_dir):
     args = ["run", "workload=logreg_breast_cancer", "submission=adamw_jax", "framework=jax", "preset=tiny",
             f"results_dir={tmp_path}", f"data_dir={data_dir}", "progress=false", "max_steps=30"]
     assert main(args) == 0
-    [result] = tmp_path.rglob("result.json")
-    record = json.loads(result.read_text())
-    assert record["framework"] == "jax" and record["steps"] <= 30
-    assert record["provenance"]["jax"] == jax.__version__
+    [result] = tmp_path.rglob(results.RESULT_FILE)
+    record = results.read_result(result.parent)
+    assert record.framework == "jax" and record.steps <= 30
+    assert record.provenance["jax"] == jax.__version__
 
 
 def test_every_family_with_jax_finds_its_implementation_by_module_name(monkeypatch):

@@ -1,5 +1,6 @@
 """launcher=debug and launcher=local: same results, idempotent re-runs, failures visible in status."""
 
+import dataclasses
 import json
 import warnings
 
@@ -12,7 +13,7 @@ from harness.study import launchers, status, sweep
 
 # Time-dependent fields (and where the trial ran) differ between runs; everything else must not.
 VOLATILE = {"wall_time_s", "submission_time_s", "eval_time_s", "total_time_s", "time_to_target_s",
-            "provenance", "skipped", "median_step_time_s", "cpu_time_s", "cpu_share", "other_cores", "contended"}
+            "provenance", "median_step_time_s", "cpu_time_s", "cpu_share", "other_cores", "contended"}
 
 
 def grid(n: int, max_steps: int = 30) -> list[TrialSpec]:
@@ -23,8 +24,8 @@ def grid(n: int, max_steps: int = 30) -> list[TrialSpec]:
             for seed in range(n)]
 
 
-def content(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in VOLATILE}
+def content(record: results.TrialRecord) -> dict:
+    return {k: v for k, v in record.to_json().items() if k not in VOLATILE}
 
 
 def config(results_dir, data_dir, *overrides):
@@ -38,19 +39,19 @@ def test_local_launcher_matches_debug_and_is_idempotent(tmp_path, data_dir):
     local_cfg = config(tmp_path / "local", data_dir, "launcher=local", "launcher.max_workers=2",
                        "launcher.poll_s=0.2")
     local = sweep.launch(specs, local_cfg)
-    assert [r["status"] for r in local] == ["budget", "budget"]
+    assert [r.status for r in local] == ["budget", "budget"]
     assert [content(r) for r in local] == [content(r) for r in debug]
     for spec in specs:  # the jobs' own records, with the trial each ran
         job = json.loads(launchers.job_record_path(tmp_path / "local", spec).read_text())
         assert job["launcher"] == "local" and job["trial_dir"] == str(spec.trial_dir(tmp_path / "local"))
 
     again = sweep.launch(specs, local_cfg)  # nothing left to do: no job is started
-    assert all(r["skipped"] for r in again)
+    assert all(r.skipped for r in again)
     assert len(list((tmp_path / "local" / launchers.SUBMITIT_DIR).glob("*_submitted.pkl"))) == 2
 
     (specs[1].trial_dir(tmp_path / "local") / results.RESULT_FILE).unlink()  # a lost result
     rerun = sweep.launch(specs, local_cfg)
-    assert rerun[0]["skipped"] and not rerun[1].get("skipped")
+    assert rerun[0].skipped and not rerun[1].skipped
     assert content(rerun[1]) == content(debug[1])
     assert len(list((tmp_path / "local" / launchers.SUBMITIT_DIR).glob("*_submitted.pkl"))) == 3
     assert len(results.result_files(tmp_path / "local")) == 2  # one directory per trial, no duplicate
@@ -61,7 +62,7 @@ def test_failed_trial_shows_in_status_with_its_error(tmp_path, data_dir, capsys)
                     hyperparameters={"learning_rate": "fast"}, max_steps=5)
     good = grid(1, max_steps=5)[0]
     records = sweep.launch([bad, good], config(tmp_path, data_dir))
-    assert [r["status"] for r in records] == ["failed", "budget"]
+    assert [r.status for r in records] == ["failed", "budget"]
     table = status.trial_states(tmp_path).set_index("tag")
     assert table.loc["bad", "state"] == "failed" and "TypeError" in table.loc["bad", "detail"]
     assert table.loc["grid", "state"] == "done"
@@ -95,18 +96,18 @@ def test_reusing_trials_from_other_hardware_warns(tmp_path, data_dir):
     specs = grid(2, max_steps=3)
     cfg = config(tmp_path, data_dir)
     first = sweep.launch(specs, cfg)
-    here = first[0]["provenance"]["hardware"]["fingerprint"]
+    here = first[0].provenance["hardware"]["fingerprint"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # reusing this machine's own trials is silent
-        assert all(r["skipped"] for r in sweep.launch(specs, cfg))
-    path = specs[1].trial_dir(tmp_path) / results.RESULT_FILE
-    record = json.loads(path.read_text())
-    record["provenance"]["hardware"]["fingerprint"] = "elsewhere000"
-    path.write_text(json.dumps(record))
+        assert all(r.skipped for r in sweep.launch(specs, cfg))
+    record = results.read_result(specs[1].trial_dir(tmp_path))
+    record.provenance["hardware"]["fingerprint"] = "elsewhere000"
+    results.write_result(specs[1].trial_dir(tmp_path), record)
     with pytest.warns(UserWarning, match=r"1 of these 2 trials are finished results from other hardware "
                                          r"\(elsewhere000\).*force=true reruns them here"):
         sweep.launch(specs, cfg)
     # on a cluster the nodes are only compared with each other
-    reused = [{"skipped": True, "provenance": {"hardware": {"fingerprint": f}}} for f in (here, "elsewhere000")]
+    reused = [dataclasses.replace(first[0], skipped=True, provenance={"hardware": {"fingerprint": f}})
+              for f in (here, "elsewhere000")]
     assert sweep.foreign_hardware(reused, None).startswith("these 2 trials reuse finished results from 2 machines")
     assert sweep.foreign_hardware(reused[:1], None) == ""

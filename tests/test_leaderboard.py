@@ -3,7 +3,6 @@ median over studies, variant rule, steps score, speedup, and the written md/csv/
 
 import base64
 import dataclasses
-import json
 import math
 import re
 from pathlib import Path
@@ -12,7 +11,8 @@ import pandas as pd
 import pytest
 
 from harness.commands import cli, report
-from harness.core.results import EVALS_FILE, RESULT_FILE, append_jsonl, atomic_write_json, legacy_placement
+from harness.core.results import (EVALS_FILE, RESULT_FILE, TrialRecord, append_jsonl, legacy_placement, read_result,
+                                   write_result)
 from harness.study import leaderboard
 
 HW_A = {"fingerprint": "aaaaaaaaaaaa", "label": "CPU A (2 threads)"}
@@ -26,12 +26,12 @@ def write_trial(root: Path, submission: str, workload: str, tag: str, seconds: f
     """One trial directory as the runner writes it; seconds=None is a miss."""
     trial_dir = root / "trials" / workload / submission / preset / f"{tag}-seed{seed}{'-spec' if spec else ''}"
     reached = seconds is not None
-    atomic_write_json(trial_dir / RESULT_FILE, {
+    write_result(trial_dir, TrialRecord(**{
         "workload": workload, "submission": submission, "preset": preset, "seed": seed, "tag": tag,
         **dataclasses.asdict(legacy_placement(tag)), "status": "reached" if reached else "budget", "reached_target": reached,
         "time_to_target_s": seconds, "steps_to_target": (steps if steps is not None else int(seconds * 10)) if reached else None,
         "budget_s": BUDGET, "variant_of": variant_of, "target_metric": "loss", "target_value": 0.1,
-        "target_direction": "min", "provenance": {"hardware": hardware}, **({"spec": spec} if spec else {})})
+        "target_direction": "min", "provenance": {"hardware": hardware}, **({"spec": spec} if spec else {})}))
     end = seconds if reached else BUDGET
     rows = [{"step": k, "submission_time_s": end * k / 4, "loss": 1.0 / (1 + 9 * k / 4)} for k in range(5)]
     append_jsonl(trial_dir / EVALS_FILE, rows)
@@ -190,8 +190,9 @@ def test_contended_trials_are_counted_on_the_board_and_can_be_left_out(tmp_path)
     for study, (fast_seconds, contended) in enumerate(((1.0, True), (2.0, False), (3.0, False)), start=1):
         write_trial(tmp_path, "fast", "w1", f"self/study{study}", fast_seconds, seed=study)
         record_file = next((tmp_path / "trials" / "w1" / "fast").rglob(f"self/study{study}-seed{study}/{RESULT_FILE}"))
-        record = json.loads(record_file.read_text())
-        atomic_write_json(record_file, {**record, "contended": contended, "cpu_share": 0.5 if contended else 0.99})
+        record = read_result(record_file.parent)
+        write_result(record_file.parent, dataclasses.replace(record, contended=contended,
+                                                             cpu_share=0.5 if contended else 0.99))
         write_trial(tmp_path, "slow", "w1", f"self/study{study}", 5.0, seed=study)
     flagged = board_for(leaderboard.build(tmp_path, "cpu", "self"), HW_A["fingerprint"], "self")
     assert flagged.table.loc["fast", "contended"] == 1 and flagged.table.loc["slow", "contended"] == 0

@@ -22,11 +22,11 @@ def test_wandb_offline_run_records_evals_and_provenance(tmp_path, data_dir, monk
     spec = TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=30, eval_period_steps=10,
                      stop_at_target=False, budget_multiplier=100.0)
     record = run_trial(spec, tmp_path / "results", data_dir=data_dir, logger=logger)
-    assert record["status"] == "budget", record.get("traceback")
+    assert record.status == "budget", record.traceback
     run = logger.run
     assert run.offline
-    assert run.config["hyperparameters"]["learning_rate"] == record["hyperparameters"]["learning_rate"]
-    assert run.config["provenance"]["git_commit"] == record["provenance"]["git_commit"]
+    assert run.config["hyperparameters"]["learning_rate"] == record.hyperparameters["learning_rate"]
+    assert run.config["provenance"]["git_commit"] == record.provenance["git_commit"]
     # run.finish() returns once the run is closed, but wandb's service process may still be writing the
     # transaction log (seen on a busy CI machine); teardown stops the service, so the file is complete.
     wandb.teardown()

@@ -93,7 +93,7 @@ TUNED = {("sgd_momentum", "logreg_illcond"): {"learning_rate": 5.0},
 def test_baselines_reach_the_cpu_target(workload, submission, cpu_trial):
     # Bounded by steps (step_hint + slack) rather than seconds, so a busy machine cannot fail it.
     record = cpu_trial(submission, workload, TUNED.get((submission, workload), {}), max_steps=5200)
-    assert record["status"] == "reached", (record["best_metric"], record.get("error"))
-    assert record["final_metrics"]["train_rel_subopt"] <= 1e-4
+    assert record.status == "reached", (record.best_metric, record.error)
+    assert record.final_metrics["train_rel_subopt"] <= 1e-4
     # logreg_illcond's planted model has label noise: its Bayes accuracy is about 0.67
-    assert record["final_metrics"]["validation_accuracy"] > (0.6 if workload == "logreg_illcond" else 0.9)
+    assert record.final_metrics["validation_accuracy"] > (0.6 if workload == "logreg_illcond" else 0.9)

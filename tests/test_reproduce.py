@@ -1,13 +1,20 @@
 """`timetrial reproduce`: paper configs, the table renderer, the claim classifier and the ledger."""
 
-import json
+import dataclasses
 import math
 
 import pytest
 
 from harness.commands import cli
+from harness.core.results import RESULT_FILE, TrialRecord, read_result
 from harness.study import reproduce
 from harness.study.reproduce import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, Metric
+
+
+def trial_record(**fields) -> TrialRecord:
+    """A record with the identity fields every record has, and `fields`."""
+    return TrialRecord(**{"workload": "logreg_wine", "submission": "adamw", "preset": "cpu", "seed": 1,
+                          "ruleset": "self", "tag": "self/study1", "study": 1, "status": "reached", **fields})
 
 
 def raw_paper(**changes):
@@ -123,14 +130,14 @@ def test_render_table_mean_spread_and_misses():
 
 
 def test_metric_values_from_records():
-    reached = {"workload": "logreg_wine", "status": "reached", "steps_to_target": 30, "time_to_target_s": 1.5,
-               "best_metric": 1e-3, "final_metrics": {"validation_accuracy": 0.9}}
+    reached = trial_record(steps_to_target=30, time_to_target_s=1.5, best_metric=1e-3,
+                           final_metrics={"validation_accuracy": 0.9})
     assert Metric("steps_to_target").value(reached) == 30
     assert Metric("validation_accuracy", "max").value(reached) == 0.9
     assert Metric("best_metric").value(reached) == 1e-3
-    missed = {**reached, "status": "budget", "steps_to_target": None}
+    missed = dataclasses.replace(reached, status="budget", steps_to_target=None)
     assert Metric("steps_to_target").value(missed) == math.inf
-    failed = {"workload": "logreg_wine", "status": "failed"}
+    failed = trial_record(status="failed")
     assert Metric("validation_accuracy", "max").value(failed) == -math.inf
     with pytest.raises(reproduce.ReproduceConfigError, match="'f1' is not among logreg_wine's eval metrics"):
         Metric("f1", "max").value(reached)
@@ -154,19 +161,21 @@ def test_ledger_merges_runs_and_lists_papers_not_run(tmp_path):
 
 
 def test_the_date_of_an_outcome_is_the_day_its_newest_trial_ran():
-    records = [{"provenance": {"timestamp": "2026-11-23T21:11:15+00:00"}},
-               {"provenance": {"timestamp": "2026-11-24T01:02:03+00:00"}}, {"status": "queued"}]
+    queued = trial_record(status="queued")
+    records = [trial_record(provenance={"timestamp": "2026-11-23T21:11:15+00:00"}),
+               trial_record(provenance={"timestamp": "2026-11-24T01:02:03+00:00"}), queued]
     assert reproduce.run_date(records) == "2026-11-24"
-    assert reproduce.run_date([{"status": "queued"}]) is None
+    assert reproduce.run_date([queued]) is None
     paper = reproduce.load_paper("sophia")
     assert reproduce.outcome(paper, {}, "cpu", "some CPU", date="2026-11-24")["date"] == "2026-11-24"
 
 
 def test_trials_from_two_machines_or_two_targets_make_every_claim_inconclusive():
     def record(fingerprint, target=3.0, workload="gpt2"):
-        return {"workload": workload, "target_value": target, "provenance": {"hardware": {"fingerprint": fingerprint}}}
+        return trial_record(workload=workload, target_value=target,
+                            provenance={"hardware": {"fingerprint": fingerprint}})
 
-    assert reproduce.incomparable([record("a"), record("a"), {"status": "queued"}]) == ""
+    assert reproduce.incomparable([record("a"), record("a"), trial_record(status="queued")]) == ""
     assert reproduce.incomparable([record("a"), record("b")]).startswith("trials from 2 machines (a, b)")
     assert reproduce.incomparable([record("a", 3.0), record("a", 2.7), record("a", 1.0, "vit")]).startswith(
         "trials with different targets on gpt2")
@@ -196,21 +205,21 @@ def test_run_paper_reuses_finished_trials(tmp_path, data_dir):
     cfg = cli.load_config(["preset=tiny", "reproduce.studies=2", "max_steps=3", "progress=false",
                            f"results_dir={tmp_path}", f"data_dir={data_dir}"])
     first = reproduce.run_paper(paper, cfg, {"beta2": 0.9})
-    results = sorted(tmp_path.rglob("result.json"))
-    assert len(results) == 4  # 2 submissions x 1 workload x 2 studies
+    files = sorted(tmp_path.rglob(RESULT_FILE))
+    assert len(files) == 4  # 2 submissions x 1 workload x 2 studies
     assert "| sgd_momentum (defaults) |" in first["markdown"] and "| adamw (settings below) |" in first["markdown"]
-    records = [json.loads(path.read_text()) for path in results]
-    adamw = [r["hyperparameters"] for r in records if r["submission"] == "adamw"]
+    records = [read_result(path.parent) for path in files]
+    adamw = [r.hyperparameters for r in records if r.submission == "adamw"]
     # the paper's settings over the defaults, and the command line's hp.* over the paper's
     assert all(h["learning_rate"] == 0.002 and h["beta2"] == 0.9 and h["one_minus_beta1"] == 0.1 for h in adamw)
     assert first["settings"] == ["adamw (settings below): learning_rate=0.002, beta2=0.95 (the paper's Table 9)"]
     assert "Settings:\n- adamw (settings below): learning_rate=0.002" in reproduce.render_outcome(first)
-    assert first["date"] == max(r["provenance"]["timestamp"] for r in records)[:10]
+    assert first["date"] == max(r.provenance["timestamp"] for r in records)[:10]
     assert len(first["claims"][0]["advantages"]) == 2 and first["claims"][0]["line"].endswith("at this scale")
-    stamps = [p.stat().st_mtime_ns for p in results]
+    stamps = [p.stat().st_mtime_ns for p in files]
     again = reproduce.run_paper(paper, cfg)
     assert again["markdown"] == first["markdown"]
-    assert [p.stat().st_mtime_ns for p in results] == stamps  # nothing trained again
+    assert [p.stat().st_mtime_ns for p in files] == stamps  # nothing trained again
 
 
 @pytest.mark.slow

@@ -1,6 +1,8 @@
-"""Trial records carry their placement as fields (ruleset, study, trial) and a typed status; records
-written before those fields are migrated once by scripts/migrate_results.py (keys and folders unchanged)."""
+"""Trial records are typed (results.TrialRecord) and carry their placement as fields (ruleset, study,
+trial) and a typed status; on disk they keep the keys result.json has always had. Records written
+before the placement fields are migrated once by scripts/migrate_results.py (keys and folders unchanged)."""
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -8,11 +10,15 @@ from pathlib import Path
 import pytest
 
 from harness.core import results
-from harness.core.results import TrialStatus, legacy_placement
+from harness.core.results import TrialRecord, TrialStatus, legacy_placement
 from harness.core.runner import TrialSpec, run_trial
 from harness.study import leaderboard
 
 REPO = Path(__file__).resolve().parent.parent
+PUBLISHED = sorted((REPO / "results" / "trials").rglob(results.RESULT_FILE))
+#: keys the runner has written since the published trials ran (each None or absent in those records)
+KEYS_SINCE_PUBLISHED = {"timing_version", "torch_threads", "median_step_time_s", "cpu_time_s", "cpu_share",
+                        "other_cores", "contended"}
 
 
 def migrate_script():
@@ -39,7 +45,7 @@ def test_a_record_holds_placement_fields_and_status_values(tmp_path, data_dir):
     record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu")
     written = json.loads((spec.trial_dir(tmp_path) / results.RESULT_FILE).read_text())
     assert (written["ruleset"], written["study"], written["trial"]) == ("self", 2, None)
-    assert TrialStatus(written["status"]) in results.FINISHED and record["status"] == written["status"]
+    assert TrialStatus(written["status"]) in results.FINISHED and record.status == written["status"]
     assert leaderboard.with_study_columns(results.load_results(tmp_path))["study"].tolist() == [2]
 
 
@@ -63,3 +69,62 @@ def test_migration_adds_placement_once_and_readers_refuse_unmigrated_trees(tmp_p
     assert (migrated["ruleset"], migrated["study"], migrated["trial"]) == ("external", 1, 4)
     assert TrialSpec(**migrated["spec"]) == spec
     assert not results.load_results(tmp_path).empty
+
+
+def test_every_published_record_reads_and_writes_back_unchanged():
+    assert len(PUBLISHED) > 100
+    for file in PUBLISHED:
+        record = results.read_result(file.parent)
+        assert json.dumps(record.to_json(), sort_keys=True) == json.dumps(json.loads(file.read_text()), sort_keys=True)
+        assert not record.extra, file
+
+
+def test_a_fresh_trial_writes_the_keys_the_published_records_have(tmp_path, data_dir):
+    published = set(json.loads(PUBLISHED[0].read_text()))
+    spec = TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=3, ruleset="self", study=1)
+    record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu")
+    written = json.loads((spec.trial_dir(tmp_path) / results.RESULT_FILE).read_text())
+    assert set(written) == published | KEYS_SINCE_PUBLISHED
+    assert written == results.comparable(record.to_json())
+    assert TrialRecord.from_json(written) == record  # typed again: status, floats, the spec as a mapping
+    assert not record.skipped and run_trial(spec, tmp_path, data_dir=data_dir, device="cpu").skipped  # never written
+    frame = results.load_results(tmp_path)
+    assert published <= {column.split(".")[0] for column in frame.columns}
+
+
+def test_a_record_round_trips_and_keeps_what_it_does_not_know(tmp_path):
+    record = TrialRecord(workload="w", submission="s", preset="cpu", seed=1, ruleset="external",
+                         tag="external/study1/trial2", study=1, trial=2, status="budget", budget_s=60.0, target_metric="loss", steps=10,
+                         best_metric=float("nan"), final_metrics={"loss": 0.5}, error="x",
+                         extra={"nproc_per_node": 2}, skipped=True, job_id="123")
+    assert record.status is TrialStatus.BUDGET
+    data = record.to_json()
+    assert data["best_metric"] == "nan" and data["nproc_per_node"] == 2
+    assert not {"skipped", "job_id", "extra", "provenance", "traceback"} & set(data)  # never written, or unset
+    assert data["variant_of"] is None and data["evals"] is None  # their parts are set: written as null
+    assert "contended" not in data  # none of the clock's figures is set
+    back = TrialRecord.from_json(data)
+    assert back.best_metric != back.best_metric  # NaN, a float again
+    assert back == dataclasses.replace(record, best_metric=back.best_metric, skipped=False, job_id=None)
+    results.write_result(tmp_path, record)
+    assert results.read_result(tmp_path).to_json() == data
+
+
+def test_an_old_record_takes_defaults_for_missing_keys_and_keeps_unknown_ones(tmp_path):
+    old = json.loads(PUBLISHED[0].read_text())
+    del old["resumed_from_steps"], old["final_metrics"]
+    old["written_by"] = {"a": "newer runner"}
+    record = TrialRecord.from_json(old)
+    assert record.timing_version is None and record.median_step_time_s is None and record.torch_threads is None
+    assert record.resumed_from_steps is None and record.extra == {"written_by": {"a": "newer runner"}}
+    assert set(record.to_json()) == set(old) | {"resumed_from_steps", "final_metrics"}  # their part is set: null
+
+
+def test_a_file_that_is_no_record_counts_as_not_run(tmp_path):
+    spec = TrialSpec("logreg_wine", "adamw")
+    good = json.loads(PUBLISHED[0].read_text())
+    for broken, match in (({**good, "status": "finished"}, "'finished' is not a valid TrialStatus"),
+                          ({k: v for k, v in good.items() if k != "workload"}, "workload"), ([good], "a JSON list")):
+        results.atomic_write_json(spec.trial_dir(tmp_path) / results.RESULT_FILE, broken)
+        with pytest.warns(UserWarning, match=match):
+            assert results.read_result(spec.trial_dir(tmp_path)) is None

@@ -80,14 +80,14 @@ def test_clock_counts_selection_update_and_prepare_but_not_init_or_eval(tmp_path
     spec = TrialSpec("logreg_wine", "fake", preset="tiny", max_steps=5, eval_period_s=1e9, eval_period_steps=2,
                      stop_at_target=False, budget_multiplier=100.0)
     record = run(spec, tmp_path, data_dir, module, clock_fn=clock)
-    assert record["status"] == "budget", record.get("traceback")
+    assert record.status == "budget", record.traceback
     evals = results.read_jsonl(spec.trial_dir(tmp_path / "results") / results.EVALS_FILE)
     assert [row["step"] for row in evals] == [1, 3, 5]
     # step 1: 0.5 + 10 (compile) + 2 (prepare); then 2 x (0.5 + 1) + 2 per eval
     assert [row["submission_time_s"] for row in evals] == pytest.approx([12.5, 17.5, 22.5])
-    assert record["submission_time_s"] == pytest.approx(22.5)
-    assert record["eval_time_s"] == pytest.approx(300.0)
-    assert record["steps"] == 5 and record["evals"] == 3
+    assert record.submission_time_s == pytest.approx(22.5)
+    assert record.eval_time_s == pytest.approx(300.0)
+    assert record.steps == 5 and record.evals == 3
 
 
 def test_budget_stops_the_trial(tmp_path, data_dir):
@@ -95,10 +95,10 @@ def test_budget_stops_the_trial(tmp_path, data_dir):
     module = algoperf_module(update=lambda model, step, **_: clock.advance(0.6))
     spec = TrialSpec("logreg_wine", "fake", preset="tiny")  # tiny budget: 5 s
     record = run(spec, tmp_path, data_dir, module, clock_fn=clock)
-    assert record["status"] == "budget"
-    assert not record["reached_target"] and record["time_to_target_s"] is None
-    assert record["steps"] == 9  # 9 x 0.6 = 5.4 >= 5 s; 8 x 0.6 = 4.8 < 5 s
-    assert record["submission_time_s"] == pytest.approx(5.4)
+    assert record.status == "budget"
+    assert not record.reached_target and record.time_to_target_s is None
+    assert record.steps == 9  # 9 x 0.6 = 5.4 >= 5 s; 8 x 0.6 = 4.8 < 5 s
+    assert record.submission_time_s == pytest.approx(5.4)
 
 
 @pytest.mark.parametrize("stop_at_target", [True, False])
@@ -107,15 +107,15 @@ def test_target_detection_records_first_eval_that_meets_the_target(tmp_path, dat
                      budget_multiplier=100.0)  # bounded by steps, not by a loaded machine's clock
     record = run(spec, tmp_path, data_dir)
     evals = results.read_jsonl(spec.trial_dir(tmp_path / "results") / results.EVALS_FILE)
-    first = next(row for row in evals if row["train_rel_subopt"] <= record["target_value"])
-    assert record["status"] == "reached" and record["reached_target"]
-    assert record["steps_to_target"] == first["step"]
-    assert record["time_to_target_s"] == pytest.approx(first["submission_time_s"])
+    first = next(row for row in evals if row["train_rel_subopt"] <= record.target_value)
+    assert record.status == "reached" and record.reached_target
+    assert record.steps_to_target == first["step"]
+    assert record.time_to_target_s == pytest.approx(first["submission_time_s"])
     assert all(not row["reached_target"] for row in evals if row["step"] < first["step"])
     if stop_at_target:
-        assert record["steps"] == first["step"] and evals[-1] == first
+        assert record.steps == first["step"] and evals[-1] == first
     else:
-        assert record["steps"] == 400 and evals[-1]["step"] == 400
+        assert record.steps == 400 and evals[-1]["step"] == 400
 
 
 def test_nan_parameters_mark_the_trial_diverged(tmp_path, data_dir):
@@ -126,8 +126,8 @@ def test_nan_parameters_mark_the_trial_diverged(tmp_path, data_dir):
 
     spec = TrialSpec("logreg_wine", "fake", preset="tiny", eval_period_steps=1)
     record = run(spec, tmp_path, data_dir, algoperf_module(update=poison))
-    assert record["status"] == "diverged"
-    assert record["steps"] == 4
+    assert record.status == "diverged"
+    assert record.steps == 4
 
 
 def test_nan_training_loss_in_the_short_path_is_caught_at_once(tmp_path, data_dir):
@@ -135,9 +135,9 @@ def test_nan_training_loss_in_the_short_path_is_caught_at_once(tmp_path, data_di
     module.create_optimizer = lambda params, hp, workload: torch.optim.SGD(params.parameters(), lr=1e38)
     spec = TrialSpec("logreg_illcond", "exploding", preset="tiny", eval_period_steps=10_000, eval_period_s=1e9)
     record = run(spec, tmp_path, data_dir, module)
-    assert record["status"] == "diverged"
-    assert "training loss is" in record["error"]
-    assert record["steps"] < 10
+    assert record.status == "diverged"
+    assert "training loss is" in record.error
+    assert record.steps < 10
 
 
 def test_short_path_logs_the_training_loss_every_few_steps(tmp_path, data_dir):
@@ -145,7 +145,7 @@ def test_short_path_logs_the_training_loss_every_few_steps(tmp_path, data_dir):
                      eval_period_steps=20, eval_period_s=1e9)
     record = run_trial(spec, tmp_path, data_dir=data_dir)
     rows = results.read_jsonl(spec.trial_dir(tmp_path) / results.TRAIN_FILE)
-    assert record["steps"] == 40
+    assert record.steps == 40
     assert [row["step"] for row in rows] == list(range(0, 40, LOSS_EVERY))
     losses = [row["train_loss"] for row in rows]
     assert all(isinstance(loss, float) for loss in losses) and losses[-1] < losses[0]
@@ -157,16 +157,16 @@ def test_exception_is_recorded_and_does_not_stop_a_sweep(tmp_path, data_dir):
 
     failing = TrialSpec("logreg_wine", "fake", preset="tiny")
     record = run(failing, tmp_path, data_dir, algoperf_module(update=boom))
-    assert record["status"] == "failed"
-    assert "boom at step 0" in record["error"] and "Traceback" in record["traceback"]
+    assert record.status == "failed"
+    assert "boom at step 0" in record.error and "Traceback" in record.traceback
     stored = results.read_result(failing.trial_dir(tmp_path / "results"))
-    assert stored["status"] == "failed"
+    assert stored.status == "failed"
     records = run_local([TrialSpec("logreg_wine", "does_not_exist", preset="tiny"),
                          TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=3)],
                         tmp_path / "results", progress=False, data_dir=data_dir, device="cpu")
-    assert [r["status"] for r in records][0] == "failed"
-    assert "unknown submission" in records[0]["error"]
-    assert records[1]["status"] in ("reached", "budget")
+    assert [r.status for r in records][0] == "failed"
+    assert "unknown submission" in records[0].error
+    assert records[1].status in ("reached", "budget")
 
 
 def test_finished_trials_are_skipped_unless_forced(tmp_path, data_dir):
@@ -174,10 +174,10 @@ def test_finished_trials_are_skipped_unless_forced(tmp_path, data_dir):
     module = algoperf_module(update=lambda model, step, **_: calls.append(step))
     spec = TrialSpec("logreg_wine", "fake", preset="tiny", max_steps=3)
     first = run(spec, tmp_path, data_dir, module)
-    assert len(calls) == 3 and not first.get("skipped")
+    assert len(calls) == 3 and not first.skipped
     again = run(spec, tmp_path, data_dir, module)
-    assert again["skipped"] and len(calls) == 3
-    assert again["trial_key"] == first["trial_key"]
+    assert again.skipped and len(calls) == 3
+    assert again.trial_key == first.trial_key
     run(spec, tmp_path, data_dir, module, force=True)
     assert len(calls) == 6
 
@@ -191,8 +191,8 @@ def test_failed_trials_are_run_again(tmp_path, data_dir):
             raise RuntimeError("transient")
 
     spec = TrialSpec("logreg_wine", "fake", preset="tiny", max_steps=2)
-    assert run(spec, tmp_path, data_dir, algoperf_module(update=flaky))["status"] == "failed"
-    assert run(spec, tmp_path, data_dir, algoperf_module(update=flaky))["status"] == "budget"
+    assert run(spec, tmp_path, data_dir, algoperf_module(update=flaky)).status == "failed"
+    assert run(spec, tmp_path, data_dir, algoperf_module(update=flaky)).status == "budget"
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -210,8 +210,8 @@ def test_submissions_cannot_see_targets_or_validation_data(tmp_path, data_dir):
         return workload.target_value
 
     record = run(TrialSpec("logreg_wine", "fake", preset="tiny"), tmp_path, data_dir, algoperf_module(update=peek))
-    assert record["status"] == "failed"
-    assert "cannot read workload.target_value" in record["error"]
+    assert record.status == "failed"
+    assert "cannot read workload.target_value" in record.error
 
 
 def test_eval_results_passed_to_submissions_carry_algoperf_keys(tmp_path, data_dir):
@@ -227,7 +227,7 @@ def test_eval_results_passed_to_submissions_carry_algoperf_keys(tmp_path, data_d
         assert result["train/loss"] == row["train_loss"]
         assert result["accumulated_submission_time"] == result["score"] == row["submission_time_s"]
         assert result["validation/num_examples"] > 0
-    assert record["status"] in results.FINISHED
+    assert record.status in results.FINISHED
 
 
 def test_batch_size_falls_back_and_is_capped(data_dir):
@@ -259,21 +259,21 @@ def test_unsupported_workloads_are_recorded_without_training(tmp_path, data_dir)
         "method": "x", "paper": {"title": "t", "arxiv": None},
         "unsupported_workloads": {"logreg_w*": "needs something wine lacks"}}))
     record = run_trial(TrialSpec("logreg_wine", str(folder), preset="tiny"), tmp_path / "results", data_dir=data_dir)
-    assert record["status"] == "unsupported" and record["error"] == "needs something wine lacks"
-    assert "steps" not in record
+    assert record.status == "unsupported" and record.error == "needs something wine lacks"
+    assert "steps" not in record.to_json()  # it never trained: no training keys
 
 
 def test_result_carries_provenance_and_spec(tmp_path, data_dir):
     record = run(TrialSpec("logreg_wine", "adamw", preset="tiny", seed=7, max_steps=2), tmp_path, data_dir)
-    prov = record["provenance"]
+    prov = record.provenance
     assert prov["seed"] == 7 and prov["torch"] == torch.__version__
     assert len(prov["submission_source_hash"]) == 16 and prov["git_commit"]
     assert prov["hardware"]["cpu"] and prov["hardware"]["fingerprint"]
-    assert record["hyperparameters"]["learning_rate"] == load_submission("adamw").metadata["defaults"]["learning_rate"]
+    assert record.hyperparameters["learning_rate"] == load_submission("adamw").metadata["defaults"]["learning_rate"]
     for key in ("workload", "submission", "framework", "preset", "seed", "status", "reached_target",
                 "time_to_target_s", "steps_to_target", "submission_time_s", "eval_time_s", "total_time_s",
                 "final_metrics"):
-        assert key in record
+        assert key in record.to_json()
     frame = results.load_results(tmp_path / "results")
     assert list(frame["workload"]) == ["logreg_wine"] and frame["provenance.seed"].iloc[0] == 7
 
@@ -283,7 +283,7 @@ def test_seeds_change_the_data_order_and_same_seed_reproduces(tmp_path, data_dir
         spec = TrialSpec("logreg_digits", "adamw", preset="tiny", seed=seed, max_steps=20, stop_at_target=False,
                          budget_multiplier=100.0)
         record = run(spec, tmp_path, data_dir, force=True)
-        return record["final_metrics"]["train_loss"]
+        return record.final_metrics["train_loss"]
 
     assert final_weights(1) == final_weights(1)
     assert final_weights(1) != final_weights(2)
@@ -298,19 +298,20 @@ def test_a_changed_submission_is_rerun_not_reused(tmp_path, data_dir, capsys):
     shutil.copytree(SUBMISSIONS_DIR / "adamw", folder)
     spec = TrialSpec("logreg_wine", str(folder), preset="tiny", max_steps=3)
     first = run_trial(spec, tmp_path / "results", data_dir=data_dir)
-    assert run_trial(spec, tmp_path / "results", data_dir=data_dir).get("skipped")
+    assert run_trial(spec, tmp_path / "results", data_dir=data_dir).skipped
     metadata = json.loads((folder / "metadata.json").read_text())
     metadata["defaults"]["weight_decay"] = 0.5  # the example: another default weight decay
     (folder / "metadata.json").write_text(json.dumps(metadata))
     rerun = run_trial(spec, tmp_path / "results", data_dir=data_dir)
-    assert not rerun.get("skipped") and rerun["hyperparameters"]["weight_decay"] == 0.5
+    assert not rerun.skipped and rerun.hyperparameters["weight_decay"] == 0.5
     assert "source changed" in capsys.readouterr().err
-    assert rerun["provenance"]["submission_source_hash"] != first["provenance"]["submission_source_hash"]
-    assert run_trial(spec, tmp_path / "results", data_dir=data_dir).get("skipped")
+    assert rerun.provenance["submission_source_hash"] != first.provenance["submission_source_hash"]
+    assert run_trial(spec, tmp_path / "results", data_dir=data_dir).skipped
     submission = load_submission(str(folder))
     assert stale_reason(rerun, spec, submission) is None
-    assert "resolve differently" in stale_reason({**rerun, "hyperparameters": first["hyperparameters"]}, spec, submission)
-    assert "timing version 1" in stale_reason({k: v for k, v in rerun.items() if k != "timing_version"}, spec, submission)
+    assert "resolve differently" in stale_reason(dataclasses.replace(rerun, hyperparameters=first.hyperparameters),
+                                                 spec, submission)
+    assert "timing version 1" in stale_reason(dataclasses.replace(rerun, timing_version=None), spec, submission)
 
 
 @pytest.mark.parametrize("workload, expected", [

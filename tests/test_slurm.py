@@ -79,9 +79,9 @@ def test_tuning_study_on_slurm_matches_local_run(cluster, tmp_path, data_dir):
     array_ids = {job["job_id"].split("_")[0] for job in jobs}
     assert len(array_ids) == 1  # one job array for the study
     local = sweep.launch(specs, config(tmp_path / "local", data_dir))
-    assert [r["status"] for r in on_slurm] == ["budget"] * 4
+    assert [r.status for r in on_slurm] == ["budget"] * 4
     assert [content(r) for r in on_slurm] == [content(r) for r in local]
-    assert all(r["skipped"] for r in sweep.launch(specs, slurm_config(tmp_path / "slurm", data_dir)))
+    assert all(r.skipped for r in sweep.launch(specs, slurm_config(tmp_path / "slurm", data_dir)))
 
 
 def test_cancelled_job_fails_and_rerun_completes_requeued_job_resumes(cluster, tmp_path, data_dir):
@@ -94,7 +94,7 @@ def test_cancelled_job_fails_and_rerun_completes_requeued_job_resumes(cluster, t
     cancelled, requeued = (dataclasses.replace(base, ruleset=name) for name in ("cancelled", "requeued"))
     cfg = slurm_config(tmp_path, data_dir, "launcher.wait=false")
     receipts = sweep.launch([cancelled, requeued], cfg)
-    job_ids = {spec.tag: receipt["job_id"] for spec, receipt in zip((cancelled, requeued), receipts)}
+    job_ids = {spec.tag: receipt.job_id for spec, receipt in zip((cancelled, requeued), receipts)}
     for spec in (cancelled, requeued):  # both running, with a checkpoint
         wait_until(lambda: checkpoint.load(spec.trial_dir(tmp_path)), 120, f"{spec.tag}'s first checkpoint")
 
@@ -110,24 +110,24 @@ def test_cancelled_job_fails_and_rerun_completes_requeued_job_resumes(cluster, t
 
     # The re-run resubmits the cancelled trial only: the requeued one still has a live job.
     rerun = sweep.launch([cancelled, requeued], slurm_config(tmp_path, data_dir))
-    assert rerun[1]["status"] == "queued" and rerun[1]["skipped"]
-    assert rerun[0]["status"] == "reached" and rerun[0]["steps"] == 600
-    assert rerun[0]["resumed_from_steps"][0] >= 51
+    assert rerun[1].status == "queued" and rerun[1].skipped
+    assert rerun[0].status == "reached" and rerun[0].steps == 600
+    assert rerun[0].resumed_from_steps[0] >= 51
 
     requeued_result = wait_until(lambda: results.read_result(requeued.trial_dir(tmp_path)), 180,
                                  "the requeued job's result")
-    assert requeued_result["status"] == "reached" and requeued_result["steps"] == 600
-    assert requeued_result["resumed_from_steps"] and requeued_result["resumed_from_steps"][0] >= 51
+    assert requeued_result.status == "reached" and requeued_result.steps == 600
+    assert requeued_result.resumed_from_steps and requeued_result.resumed_from_steps[0] >= 51
     # Both resumed from a checkpoint, at different steps, yet trained the same trajectory.
-    assert rerun[0]["final_metrics"] == requeued_result["final_metrics"]
+    assert rerun[0].final_metrics == requeued_result.final_metrics
     assert set(status.trial_states(tmp_path)["state"]) == {"done"}
-    assert all(r["skipped"] for r in sweep.launch([cancelled, requeued], slurm_config(tmp_path, data_dir)))
+    assert all(r.skipped for r in sweep.launch([cancelled, requeued], slurm_config(tmp_path, data_dir)))
 
 
 def test_a_data_parallel_trial_is_one_job_with_a_task_per_rank(cluster, tmp_path, data_dir):
     spec = tiny_spec("gpt2")  # nproc_per_node=2: one job, two tasks, the process group from submitit's environment
     on_slurm = sweep.launch([spec], slurm_config(tmp_path / "slurm", data_dir))[0]
-    assert on_slurm["status"] == "budget" and on_slurm["world_size"] == 2 and on_slurm["backend"] == "gloo"
+    assert on_slurm.status == "budget" and on_slurm.world_size == 2 and on_slurm.backend == "gloo"
     assert len(results.result_files(tmp_path / "slurm")) == 1
     single = tiny_spec("gpt2", nproc_per_node=1)
     run_trial(single, tmp_path / "single", data_dir=data_dir, device="cpu")

@@ -20,6 +20,6 @@ PYTORCH_SUBMISSIONS = [name for name in available_submissions()
 def test_submission_trains_or_declines_cleanly(submission, workload, tmp_path, data_dir):
     spec = TrialSpec(workload, submission, preset="tiny", max_steps=2, stop_at_target=False, budget_multiplier=100.0)
     record = run_trial(spec, tmp_path, data_dir=data_dir)
-    assert record["status"] in ("budget", "reached", "diverged", "unsupported"), record.get("traceback")
-    if record["status"] != "unsupported":
-        assert record["steps"] >= 1
+    assert record.status in ("budget", "reached", "diverged", "unsupported"), record.traceback
+    if record.status != "unsupported":
+        assert record.steps >= 1

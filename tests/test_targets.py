@@ -84,10 +84,10 @@ def test_another_machine_changes_the_budget_never_the_target(monkeypatch, tmp_pa
         records[fingerprint] = run_trial(spec, tmp_path / fingerprint, data_dir=data_dir, device="cpu")
     fast, slow = records["fastmachine1"], records["slowmachine2"]
     step_hint = workload_class("logreg_wine").sizes["cpu"].step_hint
-    assert fast["budget_s"] == pytest.approx(round(step_hint * 1e-3 * machine.BUDGET_FACTOR, 1))
-    assert slow["budget_s"] == pytest.approx(4 * fast["budget_s"], rel=0.02)
-    assert fast["target_value"] == slow["target_value"] == workload_class("logreg_wine").sizes["cpu"].target_value
-    assert fast["reference_step_time_s"] == 1e-3 and slow["reference_step_time"]["hardware"]["label"] == "slowmachine2"
+    assert fast.budget_s == pytest.approx(round(step_hint * 1e-3 * machine.BUDGET_FACTOR, 1))
+    assert slow.budget_s == pytest.approx(4 * fast.budget_s, rel=0.02)
+    assert fast.target_value == slow.target_value == workload_class("logreg_wine").sizes["cpu"].target_value
+    assert fast.reference_step_time_s == 1e-3 and slow.reference_step_time["hardware"]["label"] == "slowmachine2"
 
 
 def test_an_unseen_machine_measures_its_step_time_once(monkeypatch, tmp_path, data_dir):
@@ -98,9 +98,9 @@ def test_an_unseen_machine_measures_its_step_time_once(monkeypatch, tmp_path, da
     assert [m.workload for m in cached] == ["logreg_wine"] and cached[0].steps >= machine.MEASURED_STEPS
     # at least MIN_MEASURED_S of steady-state steps, capped at step_hint
     assert cached[0].steps * cached[0].step_time_s >= 0.5 * machine.MIN_MEASURED_S or cached[0].steps == 5000
-    assert first["reference_step_time_s"] == cached[0].step_time_s
+    assert first.reference_step_time_s == cached[0].step_time_s
     second = run_trial(spec, tmp_path / "b", data_dir=data_dir, device="cpu")
-    assert second["reference_step_time"]["measured_at"] == cached[0].measured_at  # reused, not remeasured
+    assert second.reference_step_time["measured_at"] == cached[0].measured_at  # reused, not remeasured
 
 
 def test_step_based_trials_give_the_same_metrics_on_a_slower_clock(tmp_path, data_dir):
@@ -115,7 +115,7 @@ def test_step_based_trials_give_the_same_metrics_on_a_slower_clock(tmp_path, dat
                          map(json.loads, (spec.trial_dir(root) / "evals.jsonl").read_text().splitlines())]
     assert read(tmp_path / "fast") == read(tmp_path / "slow")
     assert [step for step, _ in read(tmp_path / "fast")] == [1, 20, 40, 60]
-    assert fast["budget_s"] is None and slow["submission_time_s"] > 100 * fast["submission_time_s"]
+    assert fast.budget_s is None and slow.submission_time_s > 100 * fast.submission_time_s
     with pytest.raises(ValueError, match="step-based trial needs"):
         TrialSpec("logreg_wine", "adamw", step_based=True)
 
@@ -124,7 +124,7 @@ def test_the_preset_sets_the_thread_count_and_records_it(tmp_path, data_dir):
     torch.set_num_threads(2)
     record = run_trial(TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=5), tmp_path, data_dir=data_dir,
                        device="cpu")
-    assert record["torch_threads"] == 1 and record["provenance"]["hardware"]["torch_threads"] == 1
+    assert record.torch_threads == 1 and record.provenance["hardware"]["torch_threads"] == 1
     assert torch.get_num_threads() == 2  # restored for the caller
 
 
@@ -152,9 +152,9 @@ def test_a_trial_beside_cpu_hogs_is_marked_contended(tmp_path, data_dir):
     finally:
         for hog in hogs:
             hog.kill()
-    assert record["contended"] is True, record
-    assert record["cpu_share"] < contention.MIN_CPU_SHARE and record["cpu_time_s"] > 0
-    assert record["other_cores"] is None or record["other_cores"] > 1.0
+    assert record.contended is True, record
+    assert record.cpu_share < contention.MIN_CPU_SHARE and record.cpu_time_s > 0
+    assert record.other_cores is None or record.other_cores > 1.0
 
 
 # ---- the calibration protocol ----------------------------------------------------------------------------
@@ -270,13 +270,13 @@ def test_normalized_time_agrees_across_a_faked_slower_clock(monkeypatch, tmp_pat
         records[fingerprint] = run_trial(spec, tmp_path / fingerprint, data_dir=data_dir, device="cpu", clock_fn=clock)
         shutil.copytree(spec.trial_dir(tmp_path / fingerprint), tmp_path / "merged" / "trials" / fingerprint)
     fast, slow = records["onexclock"], records["threexclock"]
-    assert fast["steps_to_target"] == slow["steps_to_target"]
-    assert slow["time_to_target_s"] / fast["time_to_target_s"] == pytest.approx(3.0, rel=0.5)
+    assert fast.steps_to_target == slow.steps_to_target
+    assert slow.time_to_target_s / fast.time_to_target_s == pytest.approx(3.0, rel=0.5)
     tolerance = 0.35  # docs/targets.md: the spread of normalized time measured on a shared 2-core VM
-    assert slow["time_to_target_reference_steps"] == pytest.approx(fast["time_to_target_reference_steps"], rel=tolerance)
+    assert slow.time_to_target_reference_steps == pytest.approx(fast.time_to_target_reference_steps, rel=tolerance)
     assert len(leaderboard.build(tmp_path / "merged", "cpu")) == 2  # one board per machine by default
     merged = leaderboard.build(tmp_path / "merged", "cpu", options=leaderboard.Options(normalized=True))
     assert len(merged) == 1 and len(merged[0].machines) == 2 and "normalized time" in merged[0].title
-    expected = min(fast["time_to_target_reference_steps"], slow["time_to_target_reference_steps"])
+    expected = min(fast.time_to_target_reference_steps, slow.time_to_target_reference_steps)
     assert merged[0].times.loc["adamw", "logreg_wine"] == pytest.approx(expected)
     assert "logreg_wine [ref steps]" in merged[0].table.columns

@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from harness.commands import cli
+from harness.core.results import RESULT_FILE, read_result
 from harness.core.runner import TrialSpec
 from harness.core.search_space import SearchSpaceError
 from harness.core.submission import SUBMISSIONS_DIR, load_submission
@@ -87,8 +88,8 @@ def test_tune_resumes_where_it_stopped(tmp_path, data_dir, capsys):
             "max_steps=2", "leaderboard.bootstrap=10", f"results_dir={results}", f"data_dir={data_dir}",
             "progress=false"]
     assert cli.main(argv) == 0
-    files = sorted(results.rglob("result.json"))
-    assert {json.loads(f.read_text())["tag"] for f in files} == {"external/study1/trial1", "external/study1/trial2"}
+    files = sorted(results.rglob(RESULT_FILE))
+    assert {read_result(f.parent).tag for f in files} == {"external/study1/trial1", "external/study1/trial2"}
     assert "ruleset `external`" in capsys.readouterr().out
     stamps = {f: f.stat().st_mtime_ns for f in files}
     files[0].unlink()  # as if the sweep had stopped before this trial finished
@@ -96,7 +97,7 @@ def test_tune_resumes_where_it_stopped(tmp_path, data_dir, capsys):
     cfg = cli.load_config(argv[1:])
     records = sweep.run_local(cli.tune_specs(cfg, ["logreg_wine"], "adamw", {}), results, progress=False,
                               data_dir=data_dir)
-    assert sum(not r.get("skipped") for r in records) == 1
+    assert sum(not r.skipped for r in records) == 1
     assert all(f.stat().st_mtime_ns == stamps[f] for f in files[1:])
     assert files[0].exists()
 
@@ -112,7 +113,7 @@ def test_submit_checks_tunes_and_writes_a_leaderboard_row(tmp_path, data_dir, ca
     out = capsys.readouterr().out
     assert code == 0, out
     assert "ok: adamw" in out and "**>> my_adamw <<**" in out and "ruleset `self`" in out
-    assert [json.loads(f.read_text())["tag"] for f in results.rglob("result.json")] == ["self/study1"]
+    assert [read_result(f.parent).tag for f in results.rglob(RESULT_FILE)] == ["self/study1"]
     assert {"leaderboard.md", "leaderboard.csv", "report.html"} <= {p.name for p in results.iterdir()}
 
     bad = tmp_path / "broken"

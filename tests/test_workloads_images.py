@@ -51,9 +51,9 @@ def test_parameter_count_matches_documented_count(name, preset):
 def test_one_train_step_and_one_eval_through_the_runner(name, tmp_path, data_dir):
     record = run_trial(TrialSpec(workload=name, submission="adamw", preset="tiny", max_steps=1,
                                  stop_at_target=False), tmp_path, data_dir=data_dir, device="cpu")
-    assert record["status"] == "budget", record.get("traceback")
-    assert record["steps"] == 1 and record["evals"] == 1
-    metrics = record["final_metrics"]
+    assert record.status == "budget", record.traceback
+    assert record.steps == 1 and record.evals == 1
+    metrics = record.final_metrics
     for key in ("train_loss", "train_accuracy", "validation_loss", "validation_accuracy", "validation_error"):
         assert np.isfinite(metrics[key]), key
     # An untrained 10-class model sits near chance: loss about ln 10.
@@ -272,6 +272,6 @@ def test_the_fastest_calibration_rerun_reaches_the_resnet_cpu_target_late(tmp_pa
     record = run_trial(TrialSpec(workload="resnet", submission=submission, preset="cpu", seed=seed,
                                  hyperparameters=point, step_based=True, max_steps=workload.step_hint,
                                  eval_period_steps=grid), tmp_path, data_dir=data_dir, device="cpu")
-    assert record["status"] == "reached", record.get("traceback") or record["best_metric"]
-    assert record["final_metrics"]["validation_accuracy"] >= workload.target_value
-    assert 0.5 * workload.step_hint <= record["steps_to_target"] <= workload.step_hint
+    assert record.status == "reached", record.traceback or record.best_metric
+    assert record.final_metrics["validation_accuracy"] >= workload.target_value
+    assert 0.5 * workload.step_hint <= record.steps_to_target <= workload.step_hint

@@ -73,9 +73,9 @@ def test_gpt2_full_is_gpt2_124m():
 def test_one_step_and_one_eval_through_the_runner(tmp_path, data_dir, name):
     spec = TrialSpec(workload=name, submission="adamw", preset="tiny", max_steps=1, ruleset="test")
     record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu")
-    assert record["status"] in ("budget", "reached"), record.get("traceback")
-    assert record["steps"] == 1 and record["evals"] == 1
-    metrics = record["final_metrics"]
+    assert record.status in ("budget", "reached"), record.traceback
+    assert record.steps == 1 and record.evals == 1
+    metrics = record.final_metrics
     assert np.isfinite(metrics["validation_loss"]) and np.isfinite(metrics["train_loss"])
 
 
@@ -354,7 +354,8 @@ import json, sys
 from harness.core.runner import TrialSpec, run_trial
 spec = TrialSpec(**json.loads(sys.argv[1]))
 record = run_trial(spec, sys.argv[2], data_dir=sys.argv[3], device="cpu")
-print(json.dumps({k: record.get(k) for k in ("status", "steps_to_target", "best_metric", "target_value", "error")}))
+print(json.dumps({k: getattr(record, k) for k in ("status", "steps_to_target", "best_metric", "target_value",
+                                                   "error")}))
 """
 
 

@@ -10,13 +10,14 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from omegaconf import OmegaConf
 
 from harness.commands import compare, report
 from harness.commands.describe import describe
 from harness.core.registry import UnknownWorkloadError, make_workload, workload_class, workload_classes
+from harness.core.results import TrialRecord
 from harness.core.runner import TrialInterrupted, reference_step_time, resolve_device, run_trial
 from harness.core.search_space import SearchSpaceError
 from harness.core.submission import SubmissionError, available_submissions, check_submission, load_submission
@@ -39,25 +40,23 @@ def cmd_run(positionals, cfg, hyperparameters) -> int:
     spec = trial_spec(cfg, cfg.workload, str(cfg.submission), hyperparameters)
     record = run_trial(spec, cfg.results_dir, **trial_options(cfg))
     print(format_record(record))
-    if record.get("skipped"):
+    if record.skipped:
         print("(finished earlier; force=true runs it again)")
-    return 0 if record["status"] in ("reached", "budget", "unsupported") else 1
+    return 0 if record.status in ("reached", "budget", "unsupported") else 1
 
 
-def format_record(record: dict[str, Any]) -> str:
-    lines = [f"{record['workload']} / {record['submission']} ({record['preset']}, seed {record['seed']}): "
-             f"{record['status']}"]
-    if record.get("time_to_target_s") is not None:
-        lines.append(f"  time to target  {record['time_to_target_s']:.2f} s  ({record['steps_to_target']} steps)")
-    if "submission_time_s" in record:
-        lines.append(f"  submission time {record['submission_time_s']:.2f} s over {record['steps']} steps; "
-                     f"eval time {record['eval_time_s']:.2f} s ({record['evals']} evals)")
-    if record.get("best_metric") is not None:
-        lines.append(f"  best {record['target_metric']} {record['best_metric']:.4g} "
-                     f"(target {record['target_value']:.4g})")
-    if record.get("error"):
-        lines.append(f"  error: {record['error']}")
-    lines.append(f"  hyperparameters: {record.get('hyperparameters', {})}")
+def format_record(record: TrialRecord) -> str:
+    lines = [f"{record.workload} / {record.submission} ({record.preset}, seed {record.seed}): {record.status}"]
+    if record.time_to_target_s is not None:
+        lines.append(f"  time to target  {record.time_to_target_s:.2f} s  ({record.steps_to_target} steps)")
+    if record.submission_time_s is not None:
+        lines.append(f"  submission time {record.submission_time_s:.2f} s over {record.steps} steps; "
+                     f"eval time {record.eval_time_s:.2f} s ({record.evals} evals)")
+    if record.best_metric is not None:
+        lines.append(f"  best {record.target_metric} {record.best_metric:.4g} (target {record.target_value:.4g})")
+    if record.error:
+        lines.append(f"  error: {record.error}")
+    lines.append(f"  hyperparameters: {record.hyperparameters or {}}")
     return "\n".join(lines)
 
 
@@ -107,9 +106,9 @@ def cmd_check_submission(positionals, cfg, hyperparameters) -> int:
                              "nproc_per_node": 1})
         with tempfile.TemporaryDirectory() as scratch:
             record = run_trial(spec, scratch, data_dir=cfg.data_dir, device=cfg.device, submission=submission)
-        if record["status"] in ("failed", "diverged"):
-            problems.append(f"5 steps on {cfg.workload} (tiny) {record['status']}: {record.get('error')}\n"
-                            f"{record.get('traceback', '')}")
+        if record.status in ("failed", "diverged"):
+            problems.append(f"5 steps on {cfg.workload} (tiny) {record.status}: {record.error}\n"
+                            f"{record.traceback or ''}")
     for problem in problems:
         print(f"problem: {problem}")
     if problems:
@@ -194,7 +193,7 @@ def cmd_tune(positionals, cfg, hyperparameters) -> int:
     records = sweep.launch(specs, cfg)
     options = leaderboard_options(cfg)
     print(report.render_markdown(leaderboard.build(cfg.results_dir, cfg.preset, cfg.tuning, options), options))
-    return 0 if all(r["status"] != "failed" for r in records) else 1
+    return 0 if all(r.status != "failed" for r in records) else 1
 
 
 def cmd_submit(positionals, cfg, hyperparameters) -> int:

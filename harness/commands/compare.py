@@ -17,7 +17,7 @@ import pandas as pd
 
 from harness.commands.report import display_table, markdown_table
 from harness.core import targets
-from harness.core.results import load_results
+from harness.core.results import RESULT_FILE, load_results
 from harness.core.runner import TIMING_VERSION, TrialSpec
 from harness.study import leaderboard
 from harness.study.leaderboard import Board, Options
@@ -46,7 +46,7 @@ def reference_specs(template: TrialSpec, workloads: list[str], submissions=BASEL
 def has_reference_rows(results_dir: Path, preset: str) -> bool:
     """Whether `results_dir` holds tuned-baseline trials of `preset` (a `make run` on this machine)."""
     prefix = TrialSpec("", "", **REFERENCE_PLACEMENT).tag
-    return any(results_dir.glob(f"trials/*/*/{preset}/{prefix}-seed*/result.json"))
+    return any(results_dir.glob(f"trials/*/*/{preset}/{prefix}-seed*/{RESULT_FILE}"))
 
 
 def read_trials(root: Path) -> pd.DataFrame:

@@ -219,9 +219,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch(spec, run: Callable[..., dict[str, Any]], results_dir: Path | str, options: Mapping[str, Any]) -> dict:
+def launch(spec, run: Callable[..., results.TrialRecord], results_dir: Path | str, options: Mapping[str, Any],
+           failed: Callable[[str, dict[str, Any]], results.TrialRecord]) -> results.TrialRecord:
     """Run the trial `spec` as `spec.nproc_per_node` local processes, each `run(spec, results_dir, **options)`
-    in torchrun's environment, and return rank 0's record (rank 0 writes it).
+    in torchrun's environment, and return rank 0's record (rank 0 writes it); `failed(error, rank_errors)`
+    makes the record of a trial whose rank 0 ended without one.
 
     A rank that fails makes the others fail at their next collective; rank 0's failed record then also
     names the other ranks' errors. Rank 0 killed: a failed record is returned and none written, so the
@@ -260,7 +262,7 @@ def launch(spec, run: Callable[..., dict[str, Any]], results_dir: Path | str, op
         said = (ranks[0].report or {}).get("error", "").split(": ", 1)[-1]  # TrialInterrupted's message
         raise KeyboardInterrupt(said or f"{spec.workload}/{spec.submission_label()} interrupted; rerun the same "
                                 "command to resume (from its last checkpoint, if it has one)")
-    return _outcome(spec, ranks, Path(results_dir))
+    return _outcome(spec, ranks, Path(results_dir), failed)
 
 
 #: what the launcher sends rank 0 on a Ctrl-C; the ranks ignore SIGINT itself, so the terminal's Ctrl-C
@@ -286,7 +288,7 @@ def _run_rank(run, env: Mapping[str, str], cwd: str, spec, results_dir: str, opt
         reports.send({"status": TrialStatus.FAILED, "error": f"{type(err).__name__}: {err}",
                       "traceback": traceback.format_exc(), "interrupted": isinstance(err, KeyboardInterrupt)})
         raise SystemExit(1) from None
-    reports.send(record)
+    reports.send(record.to_json())  # a plain mapping, as a failure's report is
 
 
 def _end_with_launcher(reports: connection.Connection) -> None:
@@ -328,7 +330,8 @@ def _stop(process: multiprocessing.process.BaseProcess) -> None:
     process.join()
 
 
-def _outcome(spec, ranks: list[_Rank], results_dir: Path) -> dict[str, Any]:
+def _outcome(spec, ranks: list[_Rank], results_dir: Path,
+             failed: Callable[[str, dict[str, Any]], results.TrialRecord]) -> results.TrialRecord:
     """Rank 0's record; when it failed, with what every other failed rank said (often the cause: rank 0
     fails at its next collective once another rank has left)."""
     others = {}
@@ -342,10 +345,9 @@ def _outcome(spec, ranks: list[_Rank], results_dir: Path) -> dict[str, Any]:
     own = ranks[0].report or {}
     if "trial_key" not in own:  # rank 0 ended without its record: nothing was written
         how = own.get("error") or f"its process ended with exit code {ranks[0].process.exitcode}"
-        return {"workload": spec.workload, "submission": spec.submission_label(), "seed": spec.seed, "tag": spec.tag,
-                "trial_key": spec.key(), "status": TrialStatus.FAILED,
-                "error": f"rank 0 ended without a result ({how}){summary}", "rank_errors": others}
-    if own["status"] == TrialStatus.FAILED and others:
-        own = {**own, "error": f"rank 0: {own.get('error')}{summary}", "rank_errors": others}
-        results.atomic_write_json(spec.trial_dir(results_dir) / results.RESULT_FILE, own)
-    return own
+        return failed(f"rank 0 ended without a result ({how}){summary}", others)
+    record = results.TrialRecord.from_json(own)
+    if record.status == TrialStatus.FAILED and others:
+        record.error, record.rank_errors = f"rank 0: {record.error}{summary}", others
+        results.write_result(spec.trial_dir(results_dir), record)
+    return record

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
+from harness.core.results import TrialRecord
+
 
 class NullLogger:
     def start(self, name: str, config: Mapping[str, Any]) -> None:
@@ -13,7 +15,7 @@ class NullLogger:
     def log_eval(self, row: Mapping[str, Any]) -> None:
         pass
 
-    def finish(self, result: Mapping[str, Any]) -> None:
+    def finish(self, record: TrialRecord) -> None:
         pass
 
 
@@ -42,9 +44,9 @@ class WandbLogger:
         numeric = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         self.run.log(numeric, step=int(row["step"]))
 
-    def finish(self, result: Mapping[str, Any]) -> None:
+    def finish(self, record: TrialRecord) -> None:
         for key in ("status", "reached_target", "time_to_target_s", "steps_to_target"):
-            self.run.summary[key] = result.get(key)
+            self.run.summary[key] = getattr(record, key)
         self.run.finish()
 
 

@@ -1,5 +1,5 @@
 """The results tree: one directory per trial with `evals.jsonl` and an atomically written
-`result.json`; pandas reads the whole tree into one table."""
+`result.json`, the trial's TrialRecord; pandas reads the whole tree into one table."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 import os
 import re
 import tempfile
+import typing
 import warnings
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Mapping
@@ -38,6 +39,10 @@ FINISHED = (TrialStatus.REACHED, TrialStatus.BUDGET, TrialStatus.DIVERGED, Trial
 PLACEMENT_FIELDS = ("ruleset", "study", "trial")
 
 
+class UnmigratedRecordError(ValueError):
+    """A result.json written before PLACEMENT_FIELDS existed: scripts/migrate_results.py rewrites it once."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Placement:
     ruleset: str
@@ -57,7 +62,138 @@ def legacy_placement(tag: str) -> Placement:
     return Placement(match["ruleset"], int(match["study"]), int(match["trial"]) if match["trial"] else None)
 
 
+def _part(name: str) -> Any:
+    """A field of part `name`: written with the rest of the part, nulls included, once any of it is set."""
+    return dataclasses.field(default=None, metadata={"part": name})
+
+
+#: what a record says in memory only, about how a sweep came by it; never written
+_TRANSIENT = {"transient": True}
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """One trial's result: what `<trial_dir>/result.json` holds, typed. harness.core.runner.run_trial
+    makes it; only this module reads and writes the file.
+
+    On disk it is one flat JSON object (sorted keys, NaN/inf as strings) with the keys result.json has
+    always had, so published trees keep loading and load_results's columns keep their names. Keys come
+    with the stage of the trial that set them: the fields of a part (the workload's target and budget,
+    the training outcome) are written together, nulls included, once any of them is set, so a trial
+    that never trained has no training keys and one that did has `best_metric: null` if it never
+    evaluated; any other field is written unless it is None. Adding a field is one line: a part, or a
+    default of None (absent until set), or the value old records without the key are read as.
+
+    `provenance` (harness/core/provenance.py), `spec` (runner.TrialSpec as a dict: results sits below
+    the runner), `hyperparameters`, `final_metrics` and `reference_step_time` (machine.StepTime as a
+    dict) stay mappings: they are typed where they are made and only read as JSON here. `extra` keeps
+    the keys this version does not know (a newer runner's fields) and writes them back. `skipped` (a
+    finished trial reused, not run) and `job_id` (the job a sweep handed it to) are never written.
+    """
+
+    # which trial (runner.TrialSpec, resolved)
+    workload: str
+    submission: str                                   # a label: a path's stem; submission_ref as the spec named it
+    preset: str
+    seed: int
+    ruleset: str = dataclasses.field(metadata={"part": "placement"})
+    tag: str                                          # the placement as one name: the trial folder's prefix
+    status: TrialStatus
+    study: int | None = _part("placement")
+    trial: int | None = _part("placement")
+    submission_ref: str | None = None
+    framework: str = "pytorch"
+    trial_key: str | None = None                      # runner.TrialSpec.key(), which names the folder
+    spec: dict[str, Any] | None = None
+    timing_version: int | None = None                 # runner.TIMING_VERSION; None: recorded before it, timed as 1
+    # set from the start, so a failed trial has them too
+    reached_target: bool = dataclasses.field(default=False, metadata={"part": "target"})
+    time_to_target_s: float | None = _part("target")
+    steps_to_target: int | None = _part("target")
+    wall_time_s: float | None = None                  # the whole run_trial call, evaluation included
+    # what it ran with; absent when the trial failed before it got there
+    torch_threads: int | None = None
+    provenance: dict[str, Any] | None = None
+    hyperparameters: dict[str, Any] | None = None     # the submission's defaults under the spec's
+    # the workload and its budget (runner.workload_info, runner.apply_budget)
+    workload_family: str | None = _part("workload")
+    variant_of: str | None = _part("workload")
+    target_metric: str | None = _part("workload")
+    target_direction: str | None = _part("workload")
+    target_value: float | None = _part("workload")
+    budget_s: float | None = _part("workload")         # None for a step-based trial: no time budget
+    step_hint: int | None = _part("workload")
+    reference_step_time_s: float | None = None        # this machine's (presets with a measured budget)
+    reference_step_time: dict[str, Any] | None = None
+    # training (runner._train)
+    steps: int | None = _part("training")
+    batch_size: int | None = _part("training")
+    submission_time_s: float | None = _part("training")
+    eval_time_s: float | None = _part("training")
+    total_time_s: float | None = _part("training")
+    evals: int | None = _part("training")
+    best_metric: float | None = _part("training")
+    final_metrics: dict[str, Any] | None = _part("training")
+    resumed_from_steps: list[int] | None = _part("training")  # the step of each checkpoint it resumed from
+    # the clock's own figures: the steady step time and whether other work shared the CPU
+    # (harness/core/contention.py); a part of their own, as the published trees' records predate them
+    median_step_time_s: float | None = _part("clock")
+    cpu_time_s: float | None = _part("clock")
+    cpu_share: float | None = _part("clock")
+    other_cores: float | None = _part("clock")
+    contended: bool | None = _part("clock")
+    time_to_target_reference_steps: float | None = None  # time_to_target_s / reference_step_time_s
+    # data-parallel trials (harness/core/distributed.py); absent for one process
+    world_size: int | None = None
+    backend: str | None = None
+    rank_errors: dict[str, Any] | None = None      # a failed trial's other ranks: {rank: {error, traceback}}
+    error: str | None = None
+    traceback: str | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    skipped: bool = dataclasses.field(default=False, metadata=_TRANSIENT)
+    job_id: str | None = dataclasses.field(default=None, metadata=_TRANSIENT)
+
+    def __post_init__(self) -> None:
+        self.status = TrialStatus(self.status)  # a plain string (from JSON, or a test) is checked here
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as result.json holds it: plain JSON values, the keys of every part that is set."""
+        stored = _stored_fields()
+        parts = {_part_of(f) for f in stored if getattr(self, f.name) is not None}
+        return _jsonable({**self.extra, **{f.name: getattr(self, f.name) for f in stored if _part_of(f) in parts}})
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrialRecord:
+        """The record a result.json object holds: missing keys take their defaults, unknown ones go to
+        `extra`, and NaN/inf written as strings are floats again. Raises UnmigratedRecordError without
+        the placement fields, TypeError without another field every record has, ValueError for an
+        unknown status."""
+        missing = [name for name in PLACEMENT_FIELDS if name not in data]
+        if missing:
+            raise UnmigratedRecordError(f"no {'/'.join(missing)} field (written before timetrial recorded them); "
+                                        "run `python scripts/migrate_results.py RESULTS_DIR` on its tree once")
+        names = {f.name for f in _stored_fields()}
+        known = {name: float(value) if name in _FLOAT_FIELDS and isinstance(value, str) else value
+                 for name, value in data.items() if name in names}
+        return cls(**known, extra={name: value for name, value in data.items() if name not in names})
+
+
+def _stored_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(TrialRecord) if f.name != "extra" and not f.metadata.get("transient")]
+
+
+def _part_of(field: dataclasses.Field) -> str:
+    return field.metadata.get("part", field.name)
+
+
+#: the fields _jsonable may have written as "nan"/"inf"
+_FLOAT_FIELDS = frozenset(name for name, hint in typing.get_type_hints(TrialRecord).items()
+                          if hint is float or float in typing.get_args(hint))
+
+
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN/inf; "nan"/"inf" read back with float()
     if isinstance(value, Mapping):
@@ -113,21 +249,45 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def read_result(trial_dir: Path) -> dict[str, Any] | None:
-    """The trial's record; None when there is none, or when it is truncated or corrupt (a warning names
-    the file: the trial then counts as not run, so it runs again)."""
+def read_result_json(trial_dir: Path) -> dict[str, Any] | None:
+    """result.json as stored, before it is a TrialRecord (scripts/migrate_results.py reads unmigrated
+    records with it); None when there is none, or when it is truncated or corrupt (with a warning
+    naming the file: the trial then counts as not run, so it runs again)."""
     file = Path(trial_dir) / RESULT_FILE
     if not file.exists():
         return None
     try:
-        record = json.loads(file.read_text())
+        data = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         warnings.warn(f"{file}: unreadable result ({err}); skipped, and the trial runs again when its sweep reruns")
         return None
-    if not isinstance(record, dict):
-        warnings.warn(f"{file}: not a result record (a JSON {type(record).__name__}); skipped")
+    if not isinstance(data, dict):
+        warnings.warn(f"{file}: not a result record (a JSON {type(data).__name__}); skipped")
         return None
-    return record
+    return data
+
+
+def read_result(trial_dir: Path) -> TrialRecord | None:
+    """The trial's record; None when there is none or it is unreadable (see read_result_json), or it
+    lacks a field every record has or holds an unknown status (also warned). Raises
+    UnmigratedRecordError for a record without placement fields: rerunning it would replace a result
+    that a migration keeps."""
+    data = read_result_json(trial_dir)
+    if data is None:
+        return None
+    file = Path(trial_dir) / RESULT_FILE
+    try:
+        return TrialRecord.from_json(data)
+    except UnmigratedRecordError as err:
+        raise UnmigratedRecordError(f"{file}: {err}") from None
+    except (TypeError, ValueError) as err:
+        warnings.warn(f"{file}: not a result record ({err}); skipped, and the trial runs again when its sweep reruns")
+        return None
+
+
+def write_result(trial_dir: Path, record: TrialRecord) -> None:
+    """`<trial_dir>/result.json`, written atomically."""
+    atomic_write_json(Path(trial_dir) / RESULT_FILE, record.to_json())
 
 
 def result_files(results_dir: Path) -> list[Path]:
@@ -135,17 +295,13 @@ def result_files(results_dir: Path) -> list[Path]:
 
 
 def load_results(results_dir: Path) -> pd.DataFrame:
-    """Every trial under `results_dir` as one row; nested fields flattened with dots."""
-    records = []
+    """Every trial under `results_dir` as one row, its columns the keys of result.json (nested ones
+    flattened with dots: `provenance.hardware.fingerprint`), plus `trial_dir`."""
+    rows = []
     for file in result_files(results_dir):
         record = read_result(file.parent)
-        if record is None:
-            continue
-        if "ruleset" not in record:
-            raise ValueError(f"{file} has no ruleset/study/trial fields (written before timetrial recorded them); "
-                             f"run `python scripts/migrate_results.py {results_dir}` once")
-        record["trial_dir"] = str(file.parent)
-        records.append(record)
-    if not records:
+        if record is not None:
+            rows.append({**record.to_json(), "trial_dir": str(file.parent)})
+    if not rows:
         return pd.DataFrame()
-    return pd.json_normalize(records)
+    return pd.json_normalize(rows)

@@ -205,22 +205,21 @@ def run_trial(
     clock_fn: Callable[[], float] = time.perf_counter,
     submission: Submission | None = None,
     checkpoint_every_evals: int = 0,
-) -> dict[str, Any]:
+) -> results.TrialRecord:
     """Run one trial and return its result record (also written to `<trial_dir>/result.json`).
 
-    A finished trial is skipped (its record returned) unless `force`. The trial never raises for
-    a submission's failure: errors become `status="failed"` with the traceback, NaN/inf losses
+    A finished trial is skipped (its record returned, marked `skipped`) unless `force`. The trial
+    never raises for a submission's failure: errors become `status="failed"` with the traceback, NaN/inf losses
     `status="diverged"`. With `checkpoint_every_evals=N` the trial checkpoints at every Nth eval
     and a later call resumes from that checkpoint (unless `force`); it is deleted once a result is written.
     """
     trial_dir = spec.trial_dir(Path(results_dir))
     existing = results.read_result(trial_dir)
-    if existing is not None and existing.get("status") in results.FINISHED and not force:
+    if existing is not None and existing.status in results.FINISHED and not force:
         submission = submission or load_submission(spec.submission)
         changed = stale_reason(existing, spec, submission)
         if changed is None:
-            existing["skipped"] = True
-            return existing
+            return dataclasses.replace(existing, skipped=True)
         print(f"{spec.workload}/{spec.submission_label()}: rerunning the finished trial in {trial_dir}: {changed}",
               file=sys.stderr, flush=True)
         force = True
@@ -238,97 +237,104 @@ def run_trial(
     torch_device = world.rank_device(resolve_device(device))
     os.environ[TRIAL_DEVICE_ENV] = str(torch_device)
     threads_before = torch.get_num_threads()
-    record: dict[str, Any] = {
-        "workload": spec.workload, "submission": spec.submission_label(), "submission_ref": spec.submission,
-        "framework": spec.framework, "preset": spec.preset, "seed": spec.seed, "tag": spec.tag,
-        "ruleset": spec.ruleset, "study": spec.study, "trial": spec.trial,
-        "trial_key": spec.key(), "spec": dataclasses.asdict(spec), "status": TrialStatus.FAILED,
-        "timing_version": TIMING_VERSION,
-        "reached_target": False, "time_to_target_s": None, "steps_to_target": None,
-    }
+    record = spec_record(spec, TrialStatus.FAILED)
     started = time.time()
     try:
-        record["torch_threads"] = apply_threads(spec.preset)
+        record.torch_threads = apply_threads(spec.preset)
         world.join(torch_device)
         submission = submission or load_submission(spec.submission)
-        record["provenance"] = provenance(torch_device, spec.seed, submission.source_hash(), spec.framework)
+        record.provenance = provenance(torch_device, spec.seed, submission.source_hash(), spec.framework)
         if world.distributed:  # how it ran, at the top for tables; N ranks are other hardware than one process
-            record["provenance"].update(hardware=hardware(torch_device, world.size), distributed=world.describe())
-            record.update(world.describe())
+            record.provenance.update(hardware=hardware(torch_device, world.size), distributed=world.describe())
+            record = dataclasses.replace(record, **world.describe())
         try:
             workload = registry.make_workload(spec.workload, spec.preset, data_dir, str(torch_device), spec.framework)
         except FrameworkUnavailableError as err:
             raise UnsupportedWorkloadError(str(err)) from err
         with world.rank0_first():  # rank 0 measures this machine's reference step time; the others read its cache
-            record.update(apply_budget(workload, spec, data_dir, torch_device, clock_fn))
-        record.update(workload_info(workload, spec))
+            budget = apply_budget(workload, spec, data_dir, torch_device, clock_fn)
+        record = dataclasses.replace(record, **budget, **workload_info(workload, spec))
         reason = submission.unsupported_reason(workload.name)
         if reason is None and spec.framework != submission.framework:
             raise ValueError(f"submission {submission.name!r} is written for {submission.framework}, "
                              f"not framework={spec.framework}; run it with framework={submission.framework}")
         hyperparameters = {**submission.default_hyperparameters(), **spec.hyperparameters}
-        record["hyperparameters"] = hyperparameters
+        record.hyperparameters = hyperparameters
         if reason is not None:
             raise UnsupportedWorkloadError(reason)
-        logger.start(f"{spec.workload}/{record['submission']}/{trial_dir.name}",
-                     {"hyperparameters": hyperparameters, "spec": record["spec"], "provenance": record["provenance"]})
+        logger.start(f"{spec.workload}/{record.submission}/{trial_dir.name}",
+                     {"hyperparameters": hyperparameters, "spec": record.spec, "provenance": record.provenance})
         # AlgoPerf hands a submission without hyperparameters (self-tuning) None
         passed = None if not hyperparameters and submission.api == "algoperf" else Hyperparameters(hyperparameters)
-        record.update(_train(spec, submission, workload, passed, trial_dir,
-                             Clock(workload.synchronize, world.slowest(clock_fn)), logger, progress and world.writes,
-                             world, checkpoint_every_evals))
-        step_time = record.get("reference_step_time_s")
-        if step_time and record["time_to_target_s"] is not None:
-            record["time_to_target_reference_steps"] = record["time_to_target_s"] / step_time
+        record = dataclasses.replace(record, **_train(spec, submission, workload, passed, trial_dir,
+                                                      Clock(workload.synchronize, world.slowest(clock_fn)), logger,
+                                                      progress and world.writes, world, checkpoint_every_evals))
+        if record.reference_step_time_s and record.time_to_target_s is not None:
+            record.time_to_target_reference_steps = record.time_to_target_s / record.reference_step_time_s
     except UnsupportedWorkloadError as err:
-        record.update(status=TrialStatus.UNSUPPORTED, error=str(err))
+        record.status, record.error = TrialStatus.UNSUPPORTED, str(err)
     except Exception as err:  # noqa: BLE001  (one trial's crash must never take down a sweep)
-        record.update(status=TrialStatus.FAILED, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+        record.status, record.error = TrialStatus.FAILED, f"{type(err).__name__}: {err}"
+        record.traceback = traceback.format_exc()
     finally:
         world.leave()
         torch.set_num_threads(threads_before)
-    record["wall_time_s"] = time.time() - started
+    record.wall_time_s = time.time() - started
     if world.writes:
-        results.atomic_write_json(trial_dir / results.RESULT_FILE, record)
+        results.write_result(trial_dir, record)
         checkpoint.delete(trial_dir)
     logger.finish(record)
     return record
 
 
 def _launch_ranks(spec: TrialSpec, results_dir: Path | str, submission: Submission | None,
-                  options: dict[str, Any]) -> dict[str, Any]:
+                  options: dict[str, Any]) -> results.TrialRecord:
     """The trial as `spec.nproc_per_node` local processes (harness.core.distributed.launch), each loading
     the submission `spec.submission` names."""
     if submission is not None:
         raise ValueError("a data-parallel trial's ranks load the submission spec.submission names; "
                          "run_trial(submission=...) works with nproc_per_node=1 only")
     try:
-        return distributed.launch(spec, run_trial, results_dir, options)
+        return distributed.launch(spec, run_trial, results_dir, options, lambda error, rank_errors: spec_record(
+            spec, TrialStatus.FAILED, error=error, rank_errors=rank_errors))
     except KeyboardInterrupt as stop:
         raise TrialInterrupted(str(stop)) from None
+
+
+def spec_record(spec: TrialSpec, status: TrialStatus, **fields: Any) -> results.TrialRecord:
+    """The record of a trial of `spec` before its outcome (plus `fields`): what run_trial starts from,
+    and what a sweep returns for a trial that a job runs."""
+    return results.TrialRecord(
+        workload=spec.workload, submission=spec.submission_label(), submission_ref=spec.submission,
+        framework=spec.framework, preset=spec.preset, seed=spec.seed, tag=spec.tag,
+        ruleset=spec.ruleset, study=spec.study, trial=spec.trial, trial_key=spec.key(), spec=dataclasses.asdict(spec),
+        status=status, timing_version=TIMING_VERSION, **fields)
 
 
 #: bumped when the runner changes what the clock counts, so trials timed the old way are not reused
 TIMING_VERSION = 2
 
 
-def stale_reason(record: Mapping[str, Any], spec: TrialSpec, submission: Submission) -> str | None:
+def stale_reason(record: results.TrialRecord, spec: TrialSpec, submission: Submission) -> str | None:
     """Why a finished trial no longer answers `spec` (None: it does). A trial is the spec plus what it
     resolves to: the submission's source, the hyperparameters after defaults, and the clock's rules."""
-    recorded_source = (record.get("provenance") or {}).get("submission_source_hash")
+    recorded_source = (record.provenance or {}).get("submission_source_hash")
     if recorded_source is not None and recorded_source != submission.source_hash():
         return "the submission's source changed since"
     resolved = {**submission.default_hyperparameters(), **spec.hyperparameters}
-    if "hyperparameters" in record and results.comparable(record["hyperparameters"]) != results.comparable(resolved):
-        return f"its hyperparameters resolve differently now ({record['hyperparameters']} -> {resolved})"
-    if record.get("timing_version", 1) != TIMING_VERSION:
-        return f"it was timed under the runner's timing version {record.get('timing_version', 1)}, now {TIMING_VERSION}"
+    recorded = record.hyperparameters
+    if recorded is not None and results.comparable(recorded) != results.comparable(resolved):
+        return f"its hyperparameters resolve differently now ({recorded} -> {resolved})"
+    timed = record.timing_version or 1  # records without the field were timed under version 1
+    if timed != TIMING_VERSION:
+        return f"it was timed under the runner's timing version {timed}, now {TIMING_VERSION}"
     return None
 
 
 def apply_budget(workload: Workload, spec: TrialSpec, data_dir: str | None, device: torch.device,
                  clock_fn: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """Give the workload this machine's time budget (presets that measure it); returns what the record keeps.
+    """Give the workload this machine's time budget (presets that measure it); returns the TrialRecord
+    fields it sets.
 
     A step-based trial has no time budget (its submissions see an infinite one); a `tiny` trial keeps
     the workload's fixed budget."""
@@ -382,17 +388,17 @@ def reference_step_time(workload: Workload, data_dir: str | None, device: torch.
         with tempfile.TemporaryDirectory(prefix="timetrial-speed-") as scratch:
             record = run_trial(spec, scratch, data_dir=data_dir, device=str(device), clock_fn=clock_fn)
         # a diverged loss still timed its steps (the reference may diverge at its untuned defaults)
-        if record["status"] not in ("budget", "reached", "diverged") or not record.get("median_step_time_s"):
+        if record.status not in ("budget", "reached", "diverged") or not record.median_step_time_s:
             raise RuntimeError(f"measuring the reference step time of {workload.name} ({workload.preset}) failed: "
-                               f"{record.get('error', record['status'])}")
-        wanted = min(workload.step_hint, math.ceil(machine.MIN_MEASURED_S / record["median_step_time_s"]))
+                               f"{record.error or record.status}")
+        wanted = min(workload.step_hint, math.ceil(machine.MIN_MEASURED_S / record.median_step_time_s))
         if wanted <= steps:
             break
         steps = wanted
     measured = machine.StepTime(
-        workload=workload.name, preset=workload.preset, step_time_s=record["median_step_time_s"],
+        workload=workload.name, preset=workload.preset, step_time_s=record.median_step_time_s,
         definition=definition, reference=machine.REFERENCE_SUBMISSION, hyperparameters=point,
-        steps=steps, contended=record["contended"], cpu_share=record["cpu_share"],
+        steps=steps, contended=record.contended, cpu_share=record.cpu_share,
         measured_at=machine.now_iso(), hardware={k: info[k] for k in ("label", "cpu", "torch_threads", "gpu")})
     if measured.contended:
         warnings.warn(f"the reference step time of {workload.name} ({workload.preset}) was measured on a shared "
@@ -402,6 +408,7 @@ def reference_step_time(workload: Workload, data_dir: str | None, device: torch.
 
 
 def workload_info(workload: Workload, spec: TrialSpec) -> dict[str, Any]:
+    """The TrialRecord fields that say what the trial was measured against."""
     return {
         "workload_family": workload.family,
         "variant_of": workload.variant_of,
@@ -432,6 +439,7 @@ class TrainState:
 def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperparameters: Hyperparameters | None,
            trial_dir: Path, clock: Clock, logger, progress: bool, world: distributed.World,
            checkpoint_every_evals: int = 0) -> dict[str, Any]:
+    """Train to the end of the budget (or the target); returns the TrialRecord fields of the outcome."""
     seed_everything(spec.seed)
     with world.rank0_first():  # rank 0 prepares missing data files (a cache); the others then load them
         workload.prepare_data()

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from harness.core import registry, targets
 from harness.core.provenance import REPO_ROOT, git_commit, hardware
-from harness.core.results import append_jsonl, comparable, read_jsonl
+from harness.core.results import TrialRecord, append_jsonl, comparable, read_jsonl
 from harness.core.runner import TrialSpec, resolve_device, workload_definition
 from harness.core.submission import load_submission
 
@@ -118,7 +118,7 @@ def tuning_specs(workload: str, preset: str, step_hint: int, baselines: Sequence
             for name in baselines for point in load_submission(name).search_space.sample(points, search_seed)]
 
 
-def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]], list[dict[str, Any]]],
+def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]], list[TrialRecord]],
               results_dir: str | Path, baselines: Sequence[str] = BASELINES, points: int = MIN_POINTS,
               reruns: int = MIN_RERUNS, search_seed: int = 0, shard: str | None = None, note: str = "",
               device: str = "cpu", data_dir: str | None = None, log: Callable[[str], None] = print,
@@ -153,7 +153,7 @@ def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]],
             records = run_specs(chunk)
             append_jsonl(ledger_file(preset, workload), [
                 dataclasses.asdict(ledger_line(spec, record, role, results_dir, definition))
-                for spec, record in zip(chunk, records) if record.get("status") in ("budget", "reached", "diverged")])
+                for spec, record in zip(chunk, records) if record.status in ("budget", "reached", "diverged")])
             log(f"calibrate {workload} ({preset}) {role}: {start + len(chunk)} of {len(mine)} run")
         done = finished()
         still = [spec for spec in specs if spec.key() not in done]
@@ -212,16 +212,16 @@ def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]],
     return entry
 
 
-def ledger_line(spec: TrialSpec, record: dict[str, Any], role: str, results_dir: str | Path,
+def ledger_line(spec: TrialSpec, record: TrialRecord, role: str, results_dir: str | Path,
                 definition: str) -> LedgerLine:
     evals = read_jsonl(spec.trial_dir(Path(results_dir)) / "evals.jsonl")
-    metric = record["target_metric"]
-    provenance = record.get("provenance", {})
+    metric = record.target_metric
+    provenance = record.provenance or {}
     info = provenance.get("hardware") or hardware(resolve_device("cpu"))
-    best = record.get("best_metric")
+    best = record.best_metric
     return LedgerLine(
         key=spec.key(), role=role, submission=spec.submission, hyperparameters=dict(spec.hyperparameters),
-        seed=spec.seed, status=record["status"],
+        seed=spec.seed, status=str(record.status),
         best_metric=None if best is None or best != best else float(best),  # NaN -> None
         curve=[(int(row["step"]), float(row[metric])) for row in evals],
         submission_source_hash=provenance.get("submission_source_hash", ""),

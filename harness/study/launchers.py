@@ -28,7 +28,7 @@ import submitit
 from tqdm.auto import tqdm
 
 from harness.core import results
-from harness.core.runner import TrialSpec, run_trial
+from harness.core.runner import TrialSpec, run_trial, spec_record
 
 JOBS_DIR = Path("launcher") / "jobs"
 SUBMITIT_DIR = Path("launcher") / "submitit"
@@ -49,7 +49,7 @@ class TrialJob(submitit.helpers.Checkpointable):
         self.results_dir = results_dir
         self.options = dict(options)
 
-    def __call__(self, spec: TrialSpec) -> dict[str, Any]:
+    def __call__(self, spec: TrialSpec) -> results.TrialRecord:
         if submitit.JobEnvironment().num_tasks > 1:  # this task is one rank of a data-parallel trial
             # torchrun's variables from SLURM's; each rank picks its GPU itself (cuda:LOCAL_RANK)
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
@@ -174,9 +174,10 @@ def ranks_per_trial(specs: Sequence[TrialSpec]) -> int:
 
 def count_outcome(bar, spec: TrialSpec, results_dir: Path) -> None:
     """One more finished trial on the bar, its status counted in the postfix (diverged and failed show)."""
-    record = results.read_result(spec.trial_dir(results_dir)) or {"status": results.TrialStatus.FAILED}
+    record = results.read_result(spec.trial_dir(results_dir))
+    status = results.TrialStatus.FAILED if record is None else record.status
     counts = getattr(bar, "status_counts", {})
-    counts[record["status"]] = counts.get(record["status"], 0) + 1
+    counts[status] = counts.get(status, 0) + 1
     bar.status_counts = counts
     bar.set_postfix(counts)
     bar.update()
@@ -193,20 +194,18 @@ def wait_for_jobs(pairs: Sequence[tuple[TrialSpec, submitit.Job]], poll_s: float
             count_outcome(bar, pair[0], results_dir)
 
 
-def outcome(spec: TrialSpec, job: submitit.Job, results_dir: Path) -> dict[str, Any]:
+def outcome(spec: TrialSpec, job: submitit.Job, results_dir: Path) -> results.TrialRecord:
     """The trial's result record; for a job that ended without one, a failed record saying why."""
     record = results.read_result(spec.trial_dir(results_dir))
     if record is not None:
         return record
-    state = job.state
-    return {"workload": spec.workload, "submission": spec.submission_label(), "seed": spec.seed,
-            "tag": spec.tag, "trial_key": spec.key(), "status": results.TrialStatus.FAILED, "job_id": job.job_id,
-            "error": f"job {job.job_id} ended {state} without a result; log: {job.paths.stderr}\n"
-                     f"{log_tail(job.paths.stderr)}"}
+    return spec_record(spec, results.TrialStatus.FAILED, job_id=job.job_id,
+                       error=f"job {job.job_id} ended {job.state} without a result; log: {job.paths.stderr}\n"
+                             f"{log_tail(job.paths.stderr)}")
 
 
 def launch_jobs(specs: Sequence[TrialSpec], launcher: Mapping[str, Any], results_dir: Path,
-                options: Mapping[str, Any], progress: bool) -> list[dict[str, Any]]:
+                options: Mapping[str, Any], progress: bool) -> list[results.TrialRecord]:
     """Run `specs` (none finished, none queued) as local processes or SLURM jobs; with
     `launcher.wait` (local: always) return their records, else the submission receipts, in the
     order of `specs`."""
@@ -217,9 +216,7 @@ def launch_jobs(specs: Sequence[TrialSpec], launcher: Mapping[str, Any], results
         else:
             pairs = submit_jobs(specs, launcher, results_dir, options)
             if not launcher["wait"]:
-                return [{"workload": s.workload, "submission": s.submission_label(), "seed": s.seed,
-                         "tag": s.tag, "trial_key": s.key(), "status": results.TrialStatus.SUBMITTED, "job_id": j.job_id}
-                        for s, j in pairs]
+                return [spec_record(s, results.TrialStatus.SUBMITTED, job_id=j.job_id) for s, j in pairs]
             wait_for_jobs(pairs, launcher["poll_s"], bar, results_dir)
     jobs = {spec.key(): job for spec, job in pairs}  # local jobs finish in any order
     return [outcome(spec, jobs[spec.key()], results_dir) for spec in specs]

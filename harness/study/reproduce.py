@@ -33,7 +33,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from harness.core import registry
-from harness.core.results import FINISHED, atomic_write_json, atomic_write_text
+from harness.core.results import FINISHED, TrialRecord, atomic_write_json, atomic_write_text
 from harness.core.submission import load_submission
 from harness.study import sweep
 from harness.study.config import load_config, trial_spec
@@ -66,21 +66,19 @@ class Metric:
             return self.direction
         return RECORD_METRICS.get(self.name) or registry.workload_class(workload).target_direction
 
-    def value(self, record: Mapping[str, Any]) -> float:
+    def value(self, record: TrialRecord) -> float:
         """The metric in one trial record; a target never reached is inf steps/seconds, a failed or
         unsupported trial is the worst value of the metric's direction."""
-        worst = math.inf if self.direction_for(record["workload"]) == "min" else -math.inf
-        if record.get("status") not in ("reached", "budget", "diverged"):
+        worst = math.inf if self.direction_for(record.workload) == "min" else -math.inf
+        if record.status not in ("reached", "budget", "diverged"):
             return worst
-        if self.name in RECORD_METRICS:
-            value = record.get(self.name)
-        elif self.name == "best_metric":
-            value = record.get("best_metric")
+        if self.name in (*RECORD_METRICS, "best_metric"):
+            value = getattr(record, self.name)
         else:
-            finals = record.get("final_metrics") or {}
+            finals = record.final_metrics or {}
             if self.name not in finals:
                 raise ReproduceConfigError(
-                    f"metric {self.name!r} is not among {record['workload']}'s eval metrics; valid: "
+                    f"metric {self.name!r} is not among {record.workload}'s eval metrics; valid: "
                     f"{sorted([*RECORD_METRICS, 'best_metric', *finals])}")
             value = finals[self.name]
         return worst if value is None or not math.isfinite(float(value)) else float(value)
@@ -279,19 +277,19 @@ def resolve_max_steps(max_steps: int | str | None, workload: str, cfg: DictConfi
     return max_steps
 
 
-def study_values(paper: Paper, records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], dict[int, float]]:
+def study_values(paper: Paper, records: Sequence[TrialRecord]) -> dict[tuple[str, str, str], dict[int, float]]:
     """(row label, workload, metric) -> {study: value}: each study's best trial on that metric."""
     by_submission = {e.submission: e for e in paper.entries}
     values: dict[tuple[str, str, str], dict[int, float]] = {}
     for record in records:
-        if record.get("status") not in (*FINISHED, "failed"):
+        if record.status not in (*FINISHED, "failed"):
             continue  # queued or running under a cluster launcher: not in the table yet
-        study = record["study"]
-        label = by_submission[record["submission"]].label
+        study = record.study
+        label = by_submission[record.submission].label
         for metric in paper.metrics:
             value = metric.value(record)
-            better = min if metric.direction_for(record["workload"]) == "min" else max
-            cell = values.setdefault((label, record["workload"], metric.name), {})
+            better = min if metric.direction_for(record.workload) == "min" else max
+            cell = values.setdefault((label, record.workload, metric.name), {})
             cell[study] = value if study not in cell else better(cell[study], value)
     return values
 
@@ -302,36 +300,36 @@ def run_paper(paper: Paper, cfg: DictConfig, hyperparameters: Mapping[str, Any] 
     specs = paper_specs(paper, cfg, hyperparameters or {})
     records = sweep.launch(specs, cfg)
     return outcome(paper, study_values(paper, records), cfg.preset, hardware_label(records),
-                   pending=sum(r.get("status") == "queued" for r in records), date=run_date(records),
+                   pending=sum(r.status == "queued" for r in records), date=run_date(records),
                    caveat=incomparable(records))
 
 
-def incomparable(records: Sequence[Mapping[str, Any]]) -> str:
+def incomparable(records: Sequence[TrialRecord]) -> str:
     """Why the table's trials cannot be compared ('' when they can): a finished trial is reused
     whatever machine ran it, so a results tree carried to other hardware, or a recalibrated target,
     can put two machines' clocks or two targets into one table."""
-    ran = [r for r in records if "provenance" in r]
-    machines = sorted({r["provenance"]["hardware"].get("fingerprint", "unknown") for r in ran})
+    ran = [r for r in records if r.provenance is not None]
+    machines = sorted({r.provenance["hardware"].get("fingerprint", "unknown") for r in ran})
     if len(machines) > 1:
         return (f"trials from {len(machines)} machines ({', '.join(machines)}): rerun the paper on one machine "
                 "with force=true")
     targets = {}
     for record in ran:
-        targets.setdefault(record["workload"], set()).add(record.get("target_value"))
+        targets.setdefault(record.workload, set()).add(record.target_value)
     differing = sorted(w for w, values in targets.items() if len(values) > 1)
     if differing:
         return f"trials with different targets on {', '.join(differing)}: rerun the paper with force=true"
     return ""
 
 
-def hardware_label(records: Sequence[Mapping[str, Any]]) -> str:
-    labels = {r["provenance"]["hardware"]["label"] for r in records if "provenance" in r}
+def hardware_label(records: Sequence[TrialRecord]) -> str:
+    labels = {r.provenance["hardware"]["label"] for r in records if r.provenance is not None}
     return ", ".join(sorted(labels)) or "unknown"
 
 
-def run_date(records: Sequence[Mapping[str, Any]]) -> str | None:
+def run_date(records: Sequence[TrialRecord]) -> str | None:
     """The day the newest trial of the table finished (a rerun that reuses them is not a new run)."""
-    stamps = [r["provenance"]["timestamp"] for r in records if "timestamp" in r.get("provenance", {})]
+    stamps = [r.provenance["timestamp"] for r in records if "timestamp" in (r.provenance or {})]
     return max(stamps)[:10] if stamps else None
 
 

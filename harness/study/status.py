@@ -26,23 +26,23 @@ def trial_states(results_dir: Path | str) -> pd.DataFrame:
 
 def trial_row(trial_dir: Path, job: dict[str, Any] | None) -> dict[str, Any]:
     record = results.read_result(trial_dir)
-    source = record or job or {}
-    row = {key: source.get(key) for key in ("workload", "submission", "tag", "seed")}
+    identity = ("workload", "submission", "tag", "seed")
+    row = ({key: getattr(record, key) for key in identity} if record is not None
+           else {key: (job or {}).get(key) for key in identity})
     row.update(trial_dir=str(trial_dir), job_id=job["job_id"] if job else None)
-    ask = job is not None and (record is None or record["status"] == "failed")  # sacct only when it matters
+    ask = job is not None and (record is None or record.status == "failed")  # sacct only when it matters
     state = launchers.job_state(job) if ask else None
-    if record is not None and not (record["status"] == "failed" and job and launchers.job_active(job, state)):
-        failed = record["status"] not in results.FINISHED
-        detail = record["status"]
-        if record.get("time_to_target_s") is not None:
-            detail += f" in {record['time_to_target_s']:.2f} s ({record['steps_to_target']} steps)"
-        if record.get("contended"):
-            detail += (f" [CONTENDED clock: cpu share {record.get('cpu_share')}, "
-                       f"other work on {record.get('other_cores')} cores]")
-        if record.get("error"):
-            detail += f": {record['error']}"
-        if record.get("traceback"):
-            detail += f"\n{record['traceback'].strip().splitlines()[-1]}"
+    if record is not None and not (record.status == "failed" and job and launchers.job_active(job, state)):
+        failed = record.status not in results.FINISHED
+        detail = str(record.status)
+        if record.time_to_target_s is not None:
+            detail += f" in {record.time_to_target_s:.2f} s ({record.steps_to_target} steps)"
+        if record.contended:
+            detail += f" [CONTENDED clock: cpu share {record.cpu_share}, other work on {record.other_cores} cores]"
+        if record.error:
+            detail += f": {record.error}"
+        if record.traceback:
+            detail += f"\n{record.traceback.strip().splitlines()[-1]}"
         return {**row, "state": "failed" if failed else "done", "detail": detail}
     progress = checkpoint_progress(trial_dir)
     if job is None:

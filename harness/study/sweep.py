@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from harness.core import registry, results
 from harness.core.provenance import hardware
-from harness.core.runner import TrialSpec, apply_budget, resolve_device, run_trial, stale_reason
+from harness.core.runner import TrialSpec, apply_budget, resolve_device, run_trial, spec_record, stale_reason
 from harness.core.submission import load_submission
 from harness.study import calibrate, launchers
 from harness.study.config import UsageError, trial_options
@@ -88,10 +88,11 @@ def longest_first(specs: Sequence[TrialSpec], estimated: TimeEstimate) -> list[T
     return [specs[i] for i in order]
 
 
-def run_local(specs: Iterable[TrialSpec], results_dir: Path | str, progress: bool = True, **options: Any) -> list[dict]:
+def run_local(specs: Iterable[TrialSpec], results_dir: Path | str, progress: bool = True,
+              **options: Any) -> list[results.TrialRecord]:
     """Run trials one after another in this process; a failing trial is recorded and skipped past."""
     specs = list(specs)
-    records: list[dict] = []
+    records: list[results.TrialRecord] = []
     counts = {"done": 0, "skipped": 0, "diverged": 0, "failed": 0}
     bar = None
     if progress:
@@ -99,7 +100,7 @@ def run_local(specs: Iterable[TrialSpec], results_dir: Path | str, progress: boo
     for spec in specs:
         record = run_trial(spec, results_dir, progress=progress, **options)
         records.append(record)
-        key = "skipped" if record.get("skipped") else record["status"] if record["status"] in counts else "done"
+        key = "skipped" if record.skipped else record.status if record.status in counts else "done"
         counts[key] += 1
         if bar is not None:
             bar.set_postfix(counts)
@@ -109,7 +110,7 @@ def run_local(specs: Iterable[TrialSpec], results_dir: Path | str, progress: boo
     return records
 
 
-def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
+def launch(specs: Iterable[TrialSpec], cfg) -> list[results.TrialRecord]:
     """Run trials with the configured launcher (`cfg.launcher.name`: debug | local | slurm); the
     records come back in the order of `specs`.
 
@@ -126,21 +127,20 @@ def launch(specs: Iterable[TrialSpec], cfg) -> list[dict]:
     if debug:
         return warn_foreign_hardware(run_local(specs, cfg.results_dir, **trial_options(cfg)), here)
     results_dir = Path(cfg.results_dir)
-    records: dict[str, dict] = {}
+    records: dict[str, results.TrialRecord] = {}
     todo = []
     for spec in specs:
         trial_dir = spec.trial_dir(results_dir)
         existing = results.read_result(trial_dir)
         if cfg.force and trial_dir.exists():
             shutil.rmtree(trial_dir)
-        elif existing is not None and existing.get("status") in results.FINISHED \
+        elif existing is not None and existing.status in results.FINISHED \
                 and stale_reason(existing, spec, load_submission(spec.submission)) is None:
-            records[spec.key()] = {**existing, "skipped": True}
+            records[spec.key()] = dataclasses.replace(existing, skipped=True)
             continue
         job = launchers.job_record_path(results_dir, spec)
         if job.exists() and launchers.job_active(json.loads(job.read_text())):
-            records[spec.key()] = {"workload": spec.workload, "submission": spec.submission_label(),
-                                   "trial_key": spec.key(), "status": results.TrialStatus.QUEUED, "skipped": True}
+            records[spec.key()] = spec_record(spec, results.TrialStatus.QUEUED, skipped=True)
             continue
         todo.append(spec)
     # Jobs resume from checkpoints themselves; `force` was applied above, not in the job.
@@ -170,13 +170,13 @@ def check_slurm() -> None:
         raise UsageError(f"launcher=slurm, but SLURM cannot be reached ({reason}); {SLURM_HELP}")
 
 
-def foreign_hardware(records: Sequence[dict], here: str | None) -> str:
+def foreign_hardware(records: Sequence[results.TrialRecord], here: str | None) -> str:
     """Why reused trials are not this machine's measurements ('' when they are): finished trials
     are reused whatever hardware ran them (a results tree is shared, copied and resumed), so a sweep
     resumed on another machine mixes two clocks. `here`: the fingerprint of the process that runs
     the trials, or None when jobs run elsewhere, whose records are then only checked against each other."""
-    reused = [r for r in records if r.get("skipped") and "provenance" in r]
-    fingerprints = [r["provenance"]["hardware"].get("fingerprint", "unknown") for r in reused]
+    reused = [r for r in records if r.skipped and r.provenance is not None]
+    fingerprints = [r.provenance["hardware"].get("fingerprint", "unknown") for r in reused]
     distinct = sorted(set(fingerprints))
     if here is None:
         return "" if len(distinct) < 2 else (
@@ -190,7 +190,7 @@ def foreign_hardware(records: Sequence[dict], here: str | None) -> str:
             "reused as they are: their times and budgets are that machine's; force=true reruns them here")
 
 
-def warn_foreign_hardware(records: list[dict], here: str | None) -> list[dict]:
+def warn_foreign_hardware(records: list[results.TrialRecord], here: str | None) -> list[results.TrialRecord]:
     if message := foreign_hardware(records, here):
         warnings.warn(message, stacklevel=3)
     return records

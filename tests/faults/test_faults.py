@@ -33,7 +33,7 @@ TRIAL_SCRIPT = textwrap.dedent("""
                      eval_period_s=1.0, budget_multiplier=1e3)
     record = run_trial(spec, sys.argv[1], data_dir=sys.argv[2], device="cpu", clock_fn=clock,
                        checkpoint_every_evals=1)
-    print(record["status"], record["steps"], record["submission_time_s"], record["resumed_from_steps"])
+    print(record.status, record.steps, record.submission_time_s, record.resumed_from_steps)
 """)
 
 
@@ -102,7 +102,7 @@ def test_a_corrupt_result_is_skipped_with_a_warning_and_its_trial_reruns(tmp_pat
         assert leaderboard.build(tmp_path, "tiny") == []
     with pytest.warns(UserWarning, match="unreadable result"):
         record = run_trial(spec, tmp_path, data_dir=data_dir)
-    assert not record.get("skipped") and json.loads(file.read_text())["status"] == record["status"]
+    assert not record.skipped and results.read_result(file.parent) == record
 
 
 HOG = """
@@ -125,7 +125,7 @@ SWEEP = textwrap.dedent("""
     specs = [TrialSpec("logreg_wine", sys.argv[3], preset="tiny", max_steps=3),
              TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=3)]
     for record in sweep.run_local(specs, sys.argv[1], progress=False, data_dir=sys.argv[2], device="cpu"):
-        print(record["status"], "|", record.get("error", ""))
+        print(record.status, "|", record.error or "")
 """)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.core.results import TrialRecord
 from harness.core.spec import LossType
 from submission_testing import LogisticProblem
 
@@ -81,9 +82,9 @@ def reach_target(cpu_trial):
     """Run `name` on a cpu-preset workload (defaults, or the given hyperparameters), capped at max_steps,
     and assert that it reaches the target."""
 
-    def run(workload: str, name: str, hyperparameters: dict | None = None, max_steps: int = 5000) -> dict:
+    def run(workload: str, name: str, hyperparameters: dict | None = None, max_steps: int = 5000) -> TrialRecord:
         record = cpu_trial(name, workload, hyperparameters, max_steps)
-        assert record["status"] == "reached", (record["status"], record.get("error"), record["best_metric"])
+        assert record.status == "reached", (record.status, record.error, record.best_metric)
         return record
 
     return run

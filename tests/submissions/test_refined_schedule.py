@@ -74,4 +74,4 @@ def test_refined_schedule_reaches_logreg_target(reach_target):
 
     tuned = load_submission("refined_schedule").metadata["tuned_logreg"]
     record = reach_target("logreg_wine", "refined_schedule", tuned, max_steps=5000)
-    assert record["steps_to_target"] > tuned["first_phase_fraction"] * record["step_hint"]
+    assert record.steps_to_target > tuned["first_phase_fraction"] * record.step_hint

@@ -56,4 +56,4 @@ def test_projection_is_active_in_the_reference_run():
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("amp", "logreg_breast_cancer", TUNED)
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

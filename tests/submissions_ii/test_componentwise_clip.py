@@ -64,4 +64,4 @@ def test_components_are_clipped_independently():
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("componentwise_clip", "logreg_wine", METADATA.get("tuned_logreg", {}))
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

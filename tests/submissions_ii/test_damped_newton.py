@@ -45,7 +45,7 @@ def test_rejects_non_positive_constant():
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("damped_newton", "logreg_breast_cancer", METADATA.get("tuned_logreg", {}))
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric
 
 
 def test_other_families_are_unsupported():

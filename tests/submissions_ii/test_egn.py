@@ -62,7 +62,7 @@ def test_output_space_solve_equals_parameter_space_solve(loss_type):
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("egn", "logreg_wine", METADATA.get("tuned_logreg", {}))
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric
 
 
 def test_other_families_are_unsupported():

@@ -47,4 +47,4 @@ def test_matches_numpy_reference(gamma, beta2):
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("gam", "logreg_breast_cancer", TUNED)
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

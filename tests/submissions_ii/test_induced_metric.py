@@ -66,4 +66,4 @@ def test_rejects_bad_settings():
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("induced_metric", "logreg_wine", METADATA["tuned_logreg"])
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

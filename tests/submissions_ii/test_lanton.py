@@ -214,4 +214,4 @@ def test_bad_hyperparameter_names_the_key(key, value):
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("lanton", "logreg_wine", TUNED)
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

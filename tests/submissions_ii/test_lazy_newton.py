@@ -46,10 +46,10 @@ def test_other_families_are_unsupported(tmp_path, data_dir):
         create_optimizer(None, {}, ImageWorkload())
     spec = TrialSpec(workload="resnet", submission="lazy_newton", preset="tiny")
     record = run_trial(spec, tmp_path, data_dir=data_dir)
-    assert record["status"] == "unsupported"
+    assert record.status == "unsupported"
 
 
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("lazy_newton", "logreg_wine", METADATA.get("tuned_logreg", {}))
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

@@ -66,4 +66,4 @@ def test_rejects_unknown_base_optimizer():
 @pytest.mark.slow
 def test_reaches_target_on_logreg_with_a_doubled_batch(cpu_trial):
     record = cpu_trial("lr_batch_scaling", "logreg_breast_cancer", TUNED)
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

@@ -55,4 +55,4 @@ def test_rejects_zero_epsilon():
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("optimistic_amsgrad", "logreg_wine", METADATA["tuned_logreg"])
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

@@ -66,7 +66,7 @@ def test_refuses_large_models_cleanly():
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("psgd", "logreg_breast_cancer", TUNED)
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric
 
 
 @pytest.mark.parametrize("workload", ["resnet", "gpt2"])
@@ -74,7 +74,7 @@ def test_deep_network_workloads_are_recorded_unsupported(workload, tmp_path):
     from harness.core.runner import TrialSpec, run_trial
 
     record = run_trial(TrialSpec(workload=workload, submission="psgd", preset="tiny"), tmp_path, device="cpu")
-    assert record["status"] == "unsupported" and "Kronecker form" in record["error"]
+    assert record.status == "unsupported" and "Kronecker form" in record.error
 
 
 def test_default_preconditioner_lr_is_psgd_torchs_first_order_value():

@@ -53,4 +53,4 @@ def test_rejects_unknown_scaling():
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("random_scaling", "logreg_breast_cancer", TUNED)
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

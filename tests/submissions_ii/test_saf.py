@@ -97,11 +97,11 @@ def test_rejects_bad_hyperparameters(bad, match):
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("saf", "logreg_wine", METADATA["tuned_logreg"])
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric
 
 
 def test_a_diverging_run_is_recorded_diverged_by_the_runner(cpu_trial):
     """The submission reads no loss on the host; the runner finds the non-finite logged loss at the next
     evaluation and records the trial diverged."""
     record = cpu_trial("saf", "logreg_wine", {"learning_rate": 1e38}, max_steps=30)
-    assert record["status"] == "diverged", record
+    assert record.status == "diverged", record

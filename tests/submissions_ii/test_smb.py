@@ -74,4 +74,4 @@ def test_model_step_solves_a_quadratic_better_than_a_too_long_sgd_step():
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("smb", "logreg_wine", METADATA.get("tuned_logreg", {}))
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric

@@ -83,4 +83,4 @@ def test_state_is_smaller_than_adams():
 @pytest.mark.slow
 def test_reaches_target_on_logreg(cpu_trial):
     record = cpu_trial("subset_norm", "logreg_breast_cancer", TUNED)
-    assert record["status"] == "reached", record.get("error") or record["best_metric"]
+    assert record.status == "reached", record.error or record.best_metric
