@@ -29,7 +29,7 @@ TRIAL_SCRIPT = textwrap.dedent("""
     from harness.core.runner import TrialSpec, run_trial
     ticks = itertools.count()
     clock = lambda: next(ticks) * 1e-3
-    spec = TrialSpec("logreg_digits", "adamw", preset="tiny", max_steps=8000, stop_at_target=False,
+    spec = TrialSpec("logreg_digits", "adamw", preset="tiny", max_steps=4000, stop_at_target=False,
                      eval_period_s=1.0, budget_multiplier=1e3)
     record = run_trial(spec, sys.argv[1], data_dir=sys.argv[2], device="cpu", clock_fn=clock,
                        checkpoint_every_evals=1)
@@ -63,7 +63,7 @@ def test_a_trial_killed_with_sigkill_resumes_within_one_eval_period(tmp_path, da
     assert trial_dirs(), "the trial was killed before its first checkpoint"
     assert not list((tmp_path / "killed").rglob(results.RESULT_FILE))
     resumed = run_script(tmp_path / "killed", data_dir)
-    assert resumed[0] == whole[0] and resumed[1] == whole[1] == 8000 and resumed[3]
+    assert resumed[0] == whole[0] and resumed[1] == whole[1] == 4000 and resumed[3]
     # within one eval period (1.0 s): the steps lost after the checkpoint are redone but counted once
     assert abs(resumed[2] - whole[2]) <= 1.0, (resumed, whole)
 
@@ -80,13 +80,17 @@ WRITER = textwrap.dedent("""
 """)
 
 
+#: enough to collide on one file many times over on 2 cores; each writer's interpreter start costs ~0.7 s of CPU
+WRITERS = 32
+
+
 @pytest.mark.slow
-def test_a_hundred_concurrent_writers_leave_whole_files_only(tmp_path):
+def test_concurrent_writers_leave_whole_files_only(tmp_path):
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(i)], cwd=REPO,
-                                env={**os.environ, "PYTHONPATH": str(REPO)}) for i in range(100)]
+                                env={**os.environ, "PYTHONPATH": str(REPO)}) for i in range(WRITERS)]
     assert all(w.wait(timeout=600) == 0 for w in writers)
     files = list(tmp_path.rglob("*.json"))
-    assert len(files) == 101  # one per writer + the shared one: no collisions, no stray names
+    assert len(files) == WRITERS + 1  # one per writer + the shared one: no collisions, no stray names
     for file in files:
         record = json.loads(file.read_text())  # every file whole: parses, full padding
         assert len(record["padding"]) == 20000 and record["round"] == 19
