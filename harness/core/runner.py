@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.core import checkpoint, machine, prng, registry, results
+from harness.core import checkpoint, machine, precision, prng, registry, results
 from harness.core.contention import CpuMeter, assess
 from harness.core.loggers import NullLogger
 from harness.core.presets import apply_threads, preset_policy
@@ -68,6 +68,10 @@ class TrialSpec:
     #: True: train exactly `max_steps` steps, evaluate on the step grid only, no time budget; the metrics
     #: are then the same on any machine (target setting, reference step-time runs)
     step_based: bool = False
+    #: overrides of the workload's precision policy ("fp32", "bf16") and compilation; None keeps the
+    #: workload's own (harness/core/precision.py)
+    precision: str | None = None
+    compile: bool | None = None
 
     def __post_init__(self) -> None:
         if self.step_based and (self.max_steps is None or self.eval_period_steps is None):
@@ -83,8 +87,10 @@ class TrialSpec:
     def key(self) -> str:
         fields = dataclasses.asdict(self)
         fields["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
-        if not self.step_based:
-            del fields["step_based"]  # keeps the keys of trials recorded before the field existed
+        # unset, these keep the keys of trials recorded before the fields existed
+        for name, unset in (("step_based", False), ("precision", None), ("compile", None)):
+            if fields[name] is unset:
+                del fields[name]
         for name in ("ruleset", "study", "trial"):  # hashed as the tag they once were: keys stay the same
             del fields[name]
         fields["tag"] = self.tag
@@ -240,6 +246,8 @@ def run_trial(
             workload = registry.make_workload(spec.workload, spec.preset, data_dir, str(torch_device), spec.framework)
         except FrameworkUnavailableError as err:
             raise UnsupportedWorkloadError(str(err)) from err
+        precision.apply(workload, precision.resolve(workload, spec.precision, spec.compile))
+        record.update(workload.policy.record())
         record.update(apply_budget(workload, spec, data_dir, torch_device, clock_fn))
         record.update(workload_info(workload, spec))
         reason = submission.unsupported_reason(workload.name)
@@ -313,10 +321,15 @@ def _digest(described: Mapping[str, Any]) -> str:
 def workload_definition(workload: Workload) -> str:
     """A hash of what a step-based trial's metrics depend on besides the submission: the workload's
     class, `version` and its size at the preset (target excluded). Bump `Workload.version` when the
-    model or data code changes what a trial computes."""
+    model or data code changes what a trial computes. The precision policy counts where it is not plain
+    fp32 (CUDA, bf16, compiled), so the definitions of fp32 CPU presets stay those recorded before policies."""
     size = dataclasses.replace(workload.size, target_value=0.0, test_target_value=None, max_runtime_s=None)
-    return _digest({"class": f"{type(workload).__module__}.{type(workload).__qualname__}",
-                    "version": workload.version, "size": repr(size)})
+    described = {"class": f"{type(workload).__module__}.{type(workload).__qualname__}",
+                 "version": workload.version, "size": repr(size)}
+    policy = precision.default_policy(workload)
+    if policy != precision.PrecisionPolicy():
+        described["precision"] = policy.record()
+    return _digest(described)
 
 
 def reference_definition(workload: Workload, hyperparameters: Mapping[str, Any]) -> str:
@@ -398,6 +411,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
     seed_everything(spec.seed)
     workload.prepare_data()
     model, model_state = workload.init_model_fn(spec.seed)
+    model = precision.prepare_model(model, workload.policy)
     workload.record_parameter_types(model)
     workload.metrics_logger = MetricsLogger()
     view = SubmissionWorkloadView(workload)
