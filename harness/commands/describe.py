@@ -28,6 +28,7 @@ def describe(name: str, preset: str, data_dir: str | None, device: torch.device)
         f"  step_hint  {workload.step_hint:,} steps (batch size {workload.size.batch_size})",
         f"  threads    {threads if threads is not None else 'torch default'} torch thread(s) per trial, "
         f"set by the harness for preset {preset}",
+        f"  precision  {workload.policy.describe()} (fixed by the workload for preset {preset} on {device.type})",
     ]
     if preset_policy(preset).measured_budget:
         measured = reference_step_time(workload, data_dir, device)

@@ -143,6 +143,10 @@ class TrialRecord:
     other_cores: float | None = _part("clock")
     contended: bool | None = _part("clock")
     time_to_target_reference_steps: float | None = None  # time_to_target_s / reference_step_time_s
+    # the workload's precision policy as applied (harness/core/precision.py)
+    precision: str | None = None
+    tf32: bool | None = None
+    compiled: bool | None = None
     # data-parallel trials (harness/core/distributed.py); absent for one process
     world_size: int | None = None
     backend: str | None = None

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.core import checkpoint, distributed, machine, prng, registry, results
+from harness.core import checkpoint, distributed, machine, precision, prng, registry, results
 from harness.core.contention import CpuMeter, assess
 from harness.core.loggers import NullLogger
 from harness.core.presets import apply_threads, preset_policy
@@ -70,6 +70,10 @@ class TrialSpec:
     step_based: bool = False
     #: data-parallel ranks on one node, each on its slice of every global batch (harness/core/distributed.py)
     nproc_per_node: int = 1
+    #: overrides of the workload's precision policy ("fp32", "bf16") and compilation; None keeps the
+    #: workload's own (harness/core/precision.py)
+    precision: str | None = None
+    compile: bool | None = None
 
     def __post_init__(self) -> None:
         if self.step_based and (self.max_steps is None or self.eval_period_steps is None):
@@ -90,10 +94,11 @@ class TrialSpec:
     def key(self) -> str:
         fields = dataclasses.asdict(self)
         fields["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
-        if not self.step_based:
-            del fields["step_based"]  # keeps the keys of trials recorded before the field existed
-        if self.nproc_per_node == 1:
-            del fields["nproc_per_node"]  # the same
+        # unset, these keep the keys of trials recorded before the fields existed
+        for name, unset in (("step_based", False), ("nproc_per_node", 1), ("precision", None),
+                            ("compile", None)):
+            if fields[name] == unset and type(fields[name]) is type(unset):
+                del fields[name]
         for name in ("ruleset", "study", "trial"):  # hashed as the tag they once were: keys stay the same
             del fields[name]
         fields["tag"] = self.tag
@@ -251,9 +256,10 @@ def run_trial(
             workload = registry.make_workload(spec.workload, spec.preset, data_dir, str(torch_device), spec.framework)
         except FrameworkUnavailableError as err:
             raise UnsupportedWorkloadError(str(err)) from err
+        precision.apply(workload, precision.resolve(workload, spec.precision, spec.compile))
         with world.rank0_first():  # rank 0 measures this machine's reference step time; the others read its cache
             budget = apply_budget(workload, spec, data_dir, torch_device, clock_fn)
-        record = dataclasses.replace(record, **budget, **workload_info(workload, spec))
+        record = dataclasses.replace(record, **workload.policy.record(), **budget, **workload_info(workload, spec))
         reason = submission.unsupported_reason(workload.name)
         if reason is None and spec.framework != submission.framework:
             raise ValueError(f"submission {submission.name!r} is written for {submission.framework}, "
@@ -355,10 +361,15 @@ def _digest(described: Mapping[str, Any]) -> str:
 def workload_definition(workload: Workload) -> str:
     """A hash of what a step-based trial's metrics depend on besides the submission: the workload's
     class, `version` and its size at the preset (target excluded). Bump `Workload.version` when the
-    model or data code changes what a trial computes."""
+    model or data code changes what a trial computes. The precision policy counts where it is not plain
+    fp32 (CUDA, bf16, compiled), so the definitions of fp32 CPU presets stay those recorded before policies."""
     size = dataclasses.replace(workload.size, target_value=0.0, test_target_value=None, max_runtime_s=None)
-    return _digest({"class": f"{type(workload).__module__}.{type(workload).__qualname__}",
-                    "version": workload.version, "size": repr(size)})
+    described = {"class": f"{type(workload).__module__}.{type(workload).__qualname__}",
+                 "version": workload.version, "size": repr(size)}
+    policy = precision.default_policy(workload)
+    if policy != precision.PrecisionPolicy():
+        described["precision"] = policy.record()
+    return _digest(described)
 
 
 def reference_definition(workload: Workload, hyperparameters: Mapping[str, Any]) -> str:
@@ -444,6 +455,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
     with world.rank0_first():  # rank 0 prepares missing data files (a cache); the others then load them
         workload.prepare_data()
     model, model_state = workload.init_model_fn(spec.seed)
+    model = precision.prepare_model(model, workload.policy)
     workload.record_parameter_types(model)
     model = world.wrap(model)  # the submission trains one model; with N ranks DDP averages its gradients
     workload.metrics_logger = MetricsLogger()

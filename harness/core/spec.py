@@ -13,6 +13,9 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
+from harness.core import flops, precision
+from harness.core.precision import PrecisionPolicy
+
 
 #: the environment variable naming the device a trial runs on: the runner sets it before it loads the
 #: submission, for `algoperf.pytorch_utils.pytorch_setup()`, which AlgoPerf submissions call on import
@@ -194,6 +197,10 @@ class Workload:
     #: bumped when the model or data code changes what a trial computes: target-setting trials and
     #: measured step times of an older version are then not reused (harness.core.runner.workload_definition)
     version: int = 1
+    #: presets whose forward passes run under bf16 autocast on CUDA, and presets whose model is
+    #: compiled, by default (harness/core/precision.py; the definition of what a preset computes)
+    bf16_presets: tuple[str, ...] = ()
+    compile_presets: tuple[str, ...] = ()
 
     def __init__(self, preset: str = "cpu", data_dir: str | None = None, device: str | torch.device = "cpu"):
         if preset not in self.sizes:
@@ -205,6 +212,8 @@ class Workload:
         self.size = self.sizes[preset]
         self.data_dir = data_dir
         self.device = torch.device(device)
+        #: the precision policy in force; the runner replaces it by the trial's (with its overrides)
+        self.policy: PrecisionPolicy = precision.default_policy(self)
         self.metrics_logger: MetricsLogger | None = None
         self._param_shapes: dict[str, torch.Size] | None = None
         self._param_types: dict[str, ParameterType] | None = None
@@ -314,6 +323,10 @@ class Workload:
         model.load_state_dict(saved)
         return model
 
+    def autocast(self):
+        """The context `model_fn` runs the model's forward pass in: the precision policy's autocast."""
+        return self.policy.autocast(self.device)
+
     # ---- what each workload implements ---------------------------------------------------------
     def init_model_fn(self, rng: int) -> tuple[torch.nn.Module, Any]:
         """Build the model on `self.device`; returns (model, model_state)."""
@@ -357,6 +370,12 @@ class Workload:
         """False when the data must first be downloaded (scripts/prepare_data.py)."""
         return True
 
+    def write_random_data(self, data_dir: str) -> None:
+        """Write random data of the real shapes and format where `prepare_data` looks for this preset's
+        downloaded dataset under `data_dir`, so that throughput checks (scripts/bench_data.py --random-data,
+        scripts/device_check.sh) run the real input pipeline on a machine without the dataset. Never for results."""
+        raise NotImplementedError(f"workload {self.name!r} ({self.preset}) has no random stand-in data")
+
     # ---- what `timetrial describe` reports (after prepare_data) -----------------------------------
     #: what one counted unit of `split_sizes` is ("examples", "characters", "predicted tokens", ...)
     example_unit: str = "examples"
@@ -374,6 +393,21 @@ class Workload:
         """The validation `target_metric` of trivial models (name -> score), computed from the data, so a
         reader can see how far the target is from them (e.g. a bigram model for a language model)."""
         return {}
+
+    # ---- what scripts/bench_mfu.py counts (harness/core/flops.py; after prepare_data) -------------------
+    def train_step_flops(self, model: torch.nn.Module, model_state: Any, batch_size: int) -> int:
+        """Model FLOPs of one training step at `batch_size`: 6 per multiply-add of one example's forward
+        pass (its Linear and convolution layers, counted from their shapes on a one-example batch, plus
+        `functional_multiply_adds`)."""
+        example = next(self.train_batches(1, seed=0))
+        layers = flops.layer_multiply_adds(model, lambda: self.model_fn(
+            model, example, model_state, ForwardPassMode.EVAL, None, False))
+        return flops.TRAIN_FLOPS_PER_MULTIPLY_ADD * batch_size * (layers + self.functional_multiply_adds())
+
+    def functional_multiply_adds(self) -> int:
+        """Multiply-adds per example of the products outside Linear and convolution layers (attention,
+        DLRM's dot interaction)."""
+        return 0
 
 
 class DataMissingError(FileNotFoundError):

@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import DictConfig
 
 from harness.core.loggers import make_logger
+from harness.core.precision import PRECISIONS
 from harness.core.presets import PRESETS
 from harness.core.runner import TrialSpec
 from harness.core.submission import load_submission
@@ -20,7 +21,7 @@ from harness.study.tuning import study_grid
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CHOICES = {"preset": PRESETS, "logger": ("none", "wandb"), "framework": ("pytorch", "jax"),
-           "tuning": ("external", "self")}
+           "tuning": ("external", "self"), "precision": (None, *PRECISIONS), "compile": (None, True, False)}
 
 
 class UsageError(ValueError):
@@ -79,7 +80,8 @@ def trial_spec(cfg: DictConfig, workload: str, submission: str, hyperparameters:
                          hyperparameters=checked, framework=cfg.framework, ruleset=ruleset, study=study,
                          budget_multiplier=cfg.budget_multiplier, stop_at_target=cfg.stop_at_target,
                          max_steps=cfg.max_steps, eval_period_s=cfg.eval_period_s,
-                         eval_period_steps=cfg.eval_period_steps, nproc_per_node=cfg.nproc_per_node)
+                         eval_period_steps=cfg.eval_period_steps, nproc_per_node=cfg.nproc_per_node,
+                         precision=cfg.precision, compile=cfg.compile)
     except ValueError as err:  # a setting the trial cannot have (nproc_per_node=0, ...): one line, not a traceback
         raise UsageError(str(err)) from None
 

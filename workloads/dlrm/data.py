@@ -28,11 +28,14 @@ from scipy import special
 
 from harness.core.results import atomic_write_json
 from harness.core.spec import DataMissingError
+from workloads.feeding import RANDOM_STAND_IN
 
 N_DENSE, N_CATEGORICAL = 13, 26
 COLUMNS = ["label"] + [f"I{i}" for i in range(1, N_DENSE + 1)] + [f"C{i}" for i in range(1, N_CATEGORICAL + 1)]
 DENSE_COLUMNS, CATEGORICAL_COLUMNS = COLUMNS[1:1 + N_DENSE], COLUMNS[1 + N_DENSE:]
 SPLITS = ("train", "val")
+#: datasets whose training split is far too large for memory: streamed from the memory-mapped arrays
+STREAMED = frozenset({"criteo-1tb"})
 ARRAYS = {"dense": (np.float32, N_DENSE), "cat": (np.uint32, N_CATEGORICAL), "label": (np.uint8, 1)}
 SUFFIX = {np.float32: "f32", np.uint32: "u32", np.uint8: "u8"}
 
@@ -120,6 +123,23 @@ def convert_tsv(sources: dict[str, Iterable[tuple[Path, int, int | None]]], out_
             (out_dir / f".{name}.tmp").replace(out_dir / name)
     meta = {"rows": rows, "description": description, "dense_transform": "log(1 + max(x, 0)), missing -> 0",
             "categorical": "32-bit hash from 8 hex digits, missing -> 0"}
+    atomic_write_json(out_dir / "meta.json", meta)
+    return meta
+
+
+def write_random_arrays(out_dir: Path, rows: dict[str, int], seed: int = 0) -> dict:
+    """Converted arrays ({split: rows}) of random rows in place of a real click log (dense features as
+    log counts, uniformly random 32-bit hashes, 3% clicks), for throughput checks on a machine without the
+    real data; meta.json says so."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for split, n in rows.items():
+        arrays = {"dense": np.log1p(rng.exponential(10.0, (n, N_DENSE))).astype(np.float32),
+                  "cat": rng.integers(0, 2**32, (n, N_CATEGORICAL), dtype=np.uint32),
+                  "label": (rng.random(n) < 0.03).astype(np.uint8)}
+        for key, (dtype, _) in ARRAYS.items():
+            arrays[key].tofile(out_dir / f"{split}_{key}.{SUFFIX[dtype]}")
+    meta = {"rows": rows, "description": RANDOM_STAND_IN}
     atomic_write_json(out_dir / "meta.json", meta)
     return meta
 

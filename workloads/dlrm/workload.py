@@ -23,12 +23,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.core.precision import fp32_loss_input
 from harness.core.results import atomic_write_json
 from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.dlrm import data
 from workloads.dlrm.model import DLRM, DLRMConfig
+from workloads.feeding import EpochOrder, to_device
 
 COLUMN_SALT = 0x9E3779B1
+#: rows of one contiguous read of a streamed training split; a batch joins ceil(batch_size / this) chunks
+STREAM_CHUNK_ROWS = 4096
+#: training rows of the random stand-in for Criteo 1TB (write_random_data): 8 batches of `full`, streamed
+#: as the real split is; its validation rows are a small fixed number (benchmarks do not evaluate)
+RANDOM_ROWS = {"train": 2**21, "val": 2**16}
 
 DLRM_SIZES = {
     # max_batch_size: AlgoPerf's criteo1tb batch (262,144) is paper scale; small presets cap it.
@@ -120,30 +127,49 @@ class DLRMSmall(Workload):
     def data_available(self) -> bool:
         return self.options["dataset"] in data.SYNTHETIC or data.is_converted(self.dataset_folder)
 
+    def write_random_data(self, data_dir: str) -> None:
+        if self.options["dataset"] in data.SYNTHETIC:
+            raise ValueError(f"{self.name} ({self.preset}): {self.options['dataset']} is generated offline "
+                             "and needs no stand-in")
+        data.write_random_arrays(Path(data_dir) / self.options["dataset"], RANDOM_ROWS)
+
     def prepare_data(self) -> None:
         folder, dataset = self.dataset_folder, self.options["dataset"]
         if dataset in data.SYNTHETIC and not data.synthetic_is_current(dataset, folder):
             data.prepare_synthetic(dataset, folder)
         arrays = data.load_arrays(folder, dataset)
-        limits = {"train": None, "val": self.options["eval_rows"]}
-        self.splits = {split: self._to_tensors(arrays[split], limits[split]) for split in data.SPLITS}
-        train_eval = torch.linspace(0, len(self.splits["train"]["targets"]) - 1,
-                                    self.options["train_eval_rows"]).long()
-        self.train_eval = {key: value[train_eval.to(value.device)] for key, value in self.splits["train"].items()}
+        self.train_rows = len(arrays["train"]["label"])
+        #: a split too large for memory (Criteo 1TB) stays memory-mapped and is read chunk by chunk
+        self.train_arrays = arrays["train"] if dataset in data.STREAMED else None
+        if self.train_arrays is not None and self.train_rows < STREAM_CHUNK_ROWS:
+            raise ValueError(f"{folder}: {self.train_rows} training rows; a streamed split needs at least "
+                             f"{STREAM_CHUNK_ROWS} (one chunk)")
+        self.splits = {"val": self._to_tensors(arrays["val"], slice(self.options["eval_rows"]))}
+        if self.train_arrays is None:
+            self.splits["train"] = self._to_tensors(arrays["train"], slice(None))
+        train_eval = torch.linspace(0, self.train_rows - 1, self.options["train_eval_rows"]).long()
+        self.train_eval = self._to_tensors(arrays["train"], train_eval.numpy())
 
-    def _to_tensors(self, arrays: dict[str, np.ndarray], rows: int | None) -> dict[str, torch.Tensor]:
-        dense, cat, label = (arrays[key][:rows] for key in ("dense", "cat", "label"))
-        salt = np.arange(data.N_CATEGORICAL, dtype=np.uint64) * COLUMN_SALT
-        index = (cat.astype(np.uint64) + salt) % np.uint64(self.options["vocab_size"])
-        inputs = np.concatenate([dense, index.astype(np.float32)], axis=1)  # AlgoPerf's (B, 13 + 26) layout
-        return {"inputs": torch.from_numpy(inputs).to(self.device),
-                "targets": torch.from_numpy(label.astype(np.float32)).to(self.device)}
+    def model_inputs(self, dense: torch.Tensor, cat: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """AlgoPerf's (B, 13 + 26) float layout from dense features and categorical hashes (int64): the
+        dense features, then the hashes' embedding rows (h + column * COLUMN_SALT) mod vocab_size."""
+        salt = torch.arange(data.N_CATEGORICAL, device=cat.device) * COLUMN_SALT
+        return torch.cat([dense, ((cat + salt) % self.options["vocab_size"]).float()], dim=1, out=out)
+
+    def _to_tensors(self, arrays: dict[str, np.ndarray], rows: slice | np.ndarray) -> dict[str, torch.Tensor]:
+        """The rows (a slice or indices) of memory-mapped arrays as device tensors, converted on the host
+        into memory numpy allocates: numpy asks for transparent huge pages for large arrays, which makes the
+        training stream's random row gathers ~40% faster than from torch's own allocation (measured on CPU)."""
+        dense, cat, label = (np.array(arrays[key][rows]) for key in ("dense", "cat", "label"))
+        inputs = torch.from_numpy(np.empty((len(label), data.N_DENSE + data.N_CATEGORICAL), dtype=np.float32))
+        self.model_inputs(torch.from_numpy(dense), torch.from_numpy(cat.astype(np.int64)), out=inputs)
+        return {"inputs": inputs.to(self.device), "targets": torch.from_numpy(label.astype(np.float32)).to(self.device)}
 
     # ---- what `timetrial describe` reports ----------------------------------------------------
     example_unit = "examples"
 
     def example_counts(self) -> ExampleCounts:
-        return ExampleCounts(train=len(self.splits["train"]["targets"]), eval_train=len(self.train_eval["targets"]),
+        return ExampleCounts(train=self.train_rows, eval_train=len(self.train_eval["targets"]),
                              validation=len(self.splits["val"]["targets"]))
 
     @property
@@ -162,9 +188,9 @@ class DLRMSmall(Workload):
         SYNTHETIC data the planted model itself (its expected log loss, the Bayes limit). The regression
         is fitted on at most FIRST_ORDER_FIT_ROWS training rows (evenly spaced) to stay within seconds;
         the scores are cached in the data folder. {} when the training split is too large (`full`)."""
-        train, val = self.splits["train"], self.splits["val"]
-        if len(train["targets"]) > TRIVIAL_MAX_ROWS:
+        if self.train_rows > TRIVIAL_MAX_ROWS or self.train_arrays is not None:
             return {}
+        train, val = self.splits["train"], self.splits["val"]
         cache = self.dataset_folder / f"trivial_scores-V{self.options['vocab_size']}-R{len(val['targets'])}.json"
         if cache.exists():
             return json.loads(cache.read_text())
@@ -194,16 +220,22 @@ class DLRMSmall(Workload):
         self._param_shapes = {name: p.shape for name, p in model.named_parameters()}
         return model, None
 
+    def functional_multiply_adds(self):
+        """The dot interaction's Gram matrix: (26 embeddings + the bottom MLP's output)^2 x embed_dim."""
+        vectors = data.N_CATEGORICAL + 1
+        return vectors * vectors * self.options["embed_dim"]
+
     def model_fn(self, params, augmented_and_preprocessed_input_batch, model_state, mode, rng,
                  update_batch_norm, dropout_rate=None):
         params.train(mode == ForwardPassMode.TRAIN)
         inputs = augmented_and_preprocessed_input_batch["inputs"]
         dense, sparse = inputs[:, :data.N_DENSE], inputs[:, data.N_DENSE:].long()
-        return params(dense, sparse, dropout_rate or 0.0), model_state
+        with self.autocast():
+            return params(dense, sparse, dropout_rate or 0.0), model_state
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
         targets = label_batch * (1 - label_smoothing) + 0.5 * label_smoothing
-        per_example = F.binary_cross_entropy_with_logits(logits_batch, targets, reduction="none")
+        per_example = F.binary_cross_entropy_with_logits(fp32_loss_input(logits_batch), targets, reduction="none")
         if mask_batch is not None:
             per_example = per_example * mask_batch
             n_valid = mask_batch.sum()
@@ -212,13 +244,35 @@ class DLRMSmall(Workload):
         return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
 
     def train_batches(self, batch_size: int, seed: int, start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        if self.train_arrays is not None:
+            yield from self._streamed_batches(batch_size, seed, start_step)
+            return
         train = self.splits["train"]
         n, step = len(train["targets"]), start_step
         while True:
             # one generator per (seed, step): a resumed trial sees the same rows
             generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            index = torch.randint(n, (batch_size,), generator=generator).to(self.device)
+            index = to_device(torch.randint(n, (batch_size,), generator=generator), self.device)
             yield {key: value[index] for key, value in train.items()}
+            step += 1
+
+    def _streamed_batches(self, batch_size: int, seed: int, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches of a memory-mapped split: each joins ceil(batch_size / STREAM_CHUNK_ROWS) chunks of
+        consecutive rows, taken in a seeded random order of all chunks (an epoch is one permutation; AlgoPerf
+        likewise interleaves blocks of batch_size / 8 rows from shuffled day files). The host only reads
+        the chunks; the copy does not block it and the rows are hashed on the device."""
+        order = EpochOrder(self.train_rows // STREAM_CHUNK_ROWS, seed)
+        per_batch = -(-batch_size // STREAM_CHUNK_ROWS)
+        step = start_step
+        while True:
+            starts = order.take(step * per_batch, (step + 1) * per_batch).numpy() * STREAM_CHUNK_ROWS
+            read = {key: np.concatenate([array[start:start + STREAM_CHUNK_ROWS] for start in starts])[:batch_size]
+                    for key, array in self.train_arrays.items()}
+            # uint32 hashes travel as int32 bits (CUDA has no uint32 arithmetic) and are widened there
+            cat = to_device(torch.from_numpy(read["cat"].view(np.int32)), self.device).long() & 0xFFFFFFFF
+            dense = to_device(torch.from_numpy(read["dense"]), self.device)
+            label = to_device(torch.from_numpy(read["label"]), self.device)
+            yield {"inputs": self.model_inputs(dense, cat), "targets": label.float()}
             step += 1
 
     @torch.no_grad()

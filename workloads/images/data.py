@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from harness.core.results import atomic_write
 from harness.core.spec import DataMissingError
+from workloads.feeding import RANDOM_STAND_IN, to_device
 
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -55,6 +56,20 @@ def read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def cifar10_available(data_dir: str | Path | None) -> bool:
     root = Path(data_dir or "data") / CIFAR10_DIR
     return all((root / name).exists() for name in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE))
+
+
+def write_random_cifar10(data_dir: str | Path, n_train: int, n_validation: int, seed: int = 0) -> None:
+    """CIFAR-10 python batches of uniformly random pixels and labels (the real format: five training
+    batches and the test batch), for throughput checks on a machine without the real data."""
+    root = Path(data_dir) / CIFAR10_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sizes = {name: len(part) for name, part in zip(CIFAR10_TRAIN_FILES, np.array_split(np.arange(n_train), 5))}
+    for name, n in {**sizes, CIFAR10_TEST_FILE: n_validation}.items():
+        batch = {b"data": rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, n).tolist(), b"batch_label": RANDOM_STAND_IN.encode()}
+        with open(root / name, "wb") as handle:
+            pickle.dump(batch, handle)
 
 
 def load_cifar10(data_dir: str | Path | None) -> ImageArrays:
@@ -125,14 +140,15 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 
 def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: int, flip: bool) -> torch.Tensor:
     """Per-example random crop of the zero-padded image (the standard CIFAR augmentation:
-    pad 4, crop 32) and, when `flip`, a horizontal flip with probability 1/2; one gather on device."""
+    pad 4, crop 32) and, when `flip`, a horizontal flip with probability 1/2; one gather on device. The
+    draws come from the CPU generator, so a GPU trial crops exactly as a CPU trial does."""
     n, _, height, width = images.shape
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(images.device)
+    offsets = to_device(torch.randint(0, 2 * padding + 1, (2, n), generator=generator), images.device)
     padded = F.pad(images, (padding, padding, padding, padding))
     rows = offsets[0][:, None] + torch.arange(height, device=images.device)
     cols = offsets[1][:, None] + torch.arange(width, device=images.device)
     if flip:
-        flipped = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+        flipped = to_device(torch.rand(n, generator=generator) < 0.5, images.device)
         cols = torch.where(flipped[:, None], cols.flip(1), cols)
     batch_index = torch.arange(n, device=images.device)[:, None, None, None]
     channel_index = torch.arange(images.shape[1], device=images.device)[None, :, None, None]

@@ -12,8 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.core.precision import fp32_loss_input
 from harness.core.results import atomic_write_json
 from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, Workload
+from workloads.feeding import EpochOrder
 from workloads.images import data
 
 # Per dataset: its loader, the image shape (channels, height, width), the padding of the random
@@ -79,6 +81,13 @@ class ImageClassification(Workload):
     def data_available(self) -> bool:
         return self.size.options["dataset"] != "cifar10" or data.cifar10_available(self.data_dir)
 
+    def write_random_data(self, data_dir: str) -> None:
+        """CIFAR-10's format and size (50,000 training and 10,000 validation images) in random pixels."""
+        if self.size.options["dataset"] != "cifar10":
+            raise ValueError(f"{self.name} ({self.preset}): {self.size.options['dataset']} is made offline "
+                             "and needs no stand-in")
+        data.write_random_cifar10(data_dir, n_train=50_000, n_validation=10_000)
+
     def prepare_data(self) -> None:
         arrays = self.dataset["load"](self.data_dir)
         if arrays.train_images.shape[1:] != self.dataset["shape"]:
@@ -107,7 +116,7 @@ class ImageClassification(Workload):
                  update_batch_norm, dropout_rate=None):
         training = mode == ForwardPassMode.TRAIN
         params.train(training)
-        with batch_norm_statistics_frozen(params, training and not update_batch_norm):
+        with batch_norm_statistics_frozen(params, training and not update_batch_norm), self.autocast():
             logits = self.logits(params, augmented_and_preprocessed_input_batch["inputs"], dropout_rate or 0.0)
         return logits, model_state
 
@@ -116,7 +125,8 @@ class ImageClassification(Workload):
         return model(inputs)
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
-        per_example = F.cross_entropy(logits_batch, label_batch, reduction="none", label_smoothing=label_smoothing)
+        per_example = F.cross_entropy(fp32_loss_input(logits_batch), label_batch, reduction="none",
+                                      label_smoothing=label_smoothing)
         if mask_batch is not None:
             per_example = per_example * mask_batch
             n_valid = mask_batch.sum()
@@ -127,22 +137,10 @@ class ImageClassification(Workload):
     def train_batches(self, batch_size: int, seed: int, start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         """Epochs are seeded permutations, read as one endless sequence (so batch_size may exceed
         the training set); the crop/flip of step s draws from a generator seeded by (seed, s)."""
-        n = len(self.train_labels)
-        permutations: dict[int, torch.Tensor] = {}
-
-        def permutation(epoch: int) -> torch.Tensor:
-            if epoch not in permutations:
-                if len(permutations) > 2:  # a batch spans at most a few epochs; keep memory flat
-                    permutations.clear()
-                generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-                permutations[epoch] = torch.randperm(n, generator=generator).to(self.device)
-            return permutations[epoch]
-
+        order = EpochOrder(len(self.train_labels), seed, self.device)
         step = start_step
         while True:
-            first, last = step * batch_size, (step + 1) * batch_size
-            index = torch.cat([permutation(epoch)[max(first - epoch * n, 0):min(last - epoch * n, n)]
-                               for epoch in range(first // n, (last - 1) // n + 1)])
+            index = order.take(step * batch_size, (step + 1) * batch_size)
             images = self.train_images[index]
             if self.dataset["padding"] or self.dataset["flip"]:
                 images = data.random_crop_flip(images, data.step_generator(seed, step),

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.core.precision import fp32_loss_input
 from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.logreg import data
 
@@ -76,7 +77,8 @@ class LogisticRegression(Workload):
     def model_fn(self, params, augmented_and_preprocessed_input_batch, model_state, mode, rng,
                  update_batch_norm, dropout_rate=None):
         params.train(mode == ForwardPassMode.TRAIN)
-        logits = params(augmented_and_preprocessed_input_batch["inputs"])
+        with self.autocast():
+            logits = fp32_loss_input(params(augmented_and_preprocessed_input_batch["inputs"]))
         # loss_fn cannot see the parameters (AlgoPerf's signature), so the regulariser of this
         # forward pass is kept for it; it is part of the objective every submission minimises.
         self._l2_term = 0.5 * self.l2 * params.weight.pow(2).sum()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from harness.core import flops
 from harness.core.spec import PresetSize
 from workloads.images.workload import DATA_DESCRIPTION, ImageClassification
 from workloads.vit.model import ViT, ViTConfig
@@ -62,11 +63,19 @@ class ViTWorkload(ImageClassification):
     data_description = DATA_DESCRIPTION
     sizes = VIT_SIZES
     glu = False
+    bf16_presets = ("full",)  # ViT-S/4 trains in bf16 autocast on GPUs, as transformers usually do there
     param_counts = {"tiny": 18_026, "cpu": 102_218, "full": 21_342_346}
 
     def build_model(self, in_channels, image_shape, n_classes):
         config = dataclasses.replace(self.size.options["model"], glu=self.glu)
         return ViT(config, in_channels, image_shape, n_classes)
+
+    def functional_multiply_adds(self):
+        """Attention over the patch tokens and the class token, in every block."""
+        config = self.size.options["model"]
+        height, width = self.train_images.shape[2:]
+        tokens = (height // config.patch_size[0]) * (width // config.patch_size[1]) + (config.pooling == "token")
+        return flops.attention_multiply_adds(config.depth, config.width, tokens, tokens)
 
     def logits(self, model, inputs, dropout_rate):
         return model(inputs, dropout_rate)
