@@ -150,6 +150,9 @@ def test_model_fn_and_loss_fn_take_traced_dropout_rate_and_label_smoothing(name,
     workload = make_workload(name, "tiny", data_dir, framework="jax")
     workload.prepare_data()
     params, model_state = workload.init_model_fn(0)
+    # resnet and vit start with a zero output layer: uniform logits, which label smoothing leaves as they are
+    params = {name: value + 0.05 * jnp.sin(jnp.arange(value.size, dtype=value.dtype)).reshape(value.shape)
+              for name, value in params.items()}
     batch = next(workload.train_batches(workload.size.batch_size, seed=0))
     key = prng.TrialSeeds(0, "jax").at_step(0).update_params
 
