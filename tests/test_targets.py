@@ -206,7 +206,8 @@ def test_the_estimate_uses_the_ledgers_steps_to_target(tmp_path, data_dir, targe
     unseen = dataclasses.replace(ran, hyperparameters={**point, "learning_rate": 1234.5})
     budget = make_workload("logreg_wine", "tiny").max_allowed_runtime_sec
     assert sweep.estimate([unseen], cfg) == sweep.TimeEstimate((budget,), budget, 0)
-    hits = calibrate.ledger_steps_to_target("tiny", "logreg_wine", ran.submission, point, entry["target_value"], "min")
+    hits = calibrate.ledger_steps_to_target(calibrate.read_ledger("tiny", "logreg_wine"), ran.submission, point,
+                                            entry["target_value"], "min")
     assert len(hits) == 4 and any(h is not None for h in hits)  # the tuning trial and its 3 reruns
     known = sweep.estimate([ran, unseen], cfg)
     expected = sum(budget if h is None else min(budget, h * 0.01) for h in hits) / len(hits)

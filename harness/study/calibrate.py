@@ -85,12 +85,12 @@ def first_met(curve: Sequence[tuple[int, float]], target: float, direction: str)
     return next((step for step, value in curve if met(value)), None)
 
 
-def ledger_steps_to_target(preset: str, workload: str, submission: str, hyperparameters: Mapping[str, Any],
+def ledger_steps_to_target(ledger: Sequence[LedgerLine], submission: str, hyperparameters: Mapping[str, Any],
                            target: float, direction: str) -> list[int | None]:
-    """For every ledger trial of `submission` at exactly this point (the tuning trial and any reruns),
-    the step at which it first met `target`; empty when the ledger never ran the point."""
+    """For every trial in `ledger` (one workload's, `read_ledger`) of `submission` at exactly this point (the
+    tuning trial and any reruns), the step at which it first met `target`; empty when it never ran the point."""
     wanted = comparable(hyperparameters)
-    return [first_met(line.curve, target, direction) for line in read_ledger(preset, workload)
+    return [first_met(line.curve, target, direction) for line in ledger
             if line.submission == submission and comparable(line.hyperparameters) == wanted]
 
 

@@ -67,13 +67,13 @@ def estimate(specs: Sequence[TrialSpec], cfg) -> TimeEstimate:
             workload = registry.make_workload(spec.workload, spec.preset, cfg.data_dir, str(device))
             timing = apply_budget(workload, dataclasses.replace(spec, step_based=False, budget_multiplier=1.0),
                                   cfg.data_dir, device)
-            workloads[spec.workload, spec.preset] = (workload, timing.get("reference_step_time_s"))
-        workload, step_time = workloads[spec.workload, spec.preset]
+            ledger = calibrate.read_ledger(spec.preset, spec.workload)  # once per workload, not per trial
+            workloads[spec.workload, spec.preset] = (workload, timing.get("reference_step_time_s"), ledger)
+        workload, step_time, ledger = workloads[spec.workload, spec.preset]
         budget = workload.max_allowed_runtime_sec * spec.budget_multiplier
         bound += budget
-        hits = calibrate.ledger_steps_to_target(spec.preset, spec.workload, spec.submission_label(),
-                                                spec.hyperparameters, workload.target_value,
-                                                workload.target_direction) if step_time else []
+        hits = calibrate.ledger_steps_to_target(ledger, spec.submission_label(), spec.hyperparameters,
+                                                workload.target_value, workload.target_direction) if step_time else []
         if hits and spec.stop_at_target:
             from_ledger += 1
             expected.append(sum(budget if h is None else min(budget, h * step_time) for h in hits) / len(hits))
