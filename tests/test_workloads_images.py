@@ -13,7 +13,6 @@ import torch
 from harness.core import registry
 from harness.core.runner import TrialSpec, run_trial
 from harness.core.spec import DataMissingError, ForwardPassMode
-from harness.core.targets import fastest_rerun
 from workloads.images import data
 from workloads.images.workload import ImageClassification, count_parameters
 
@@ -258,20 +257,3 @@ def test_cpu_splits_are_large_and_trivial_models_far_below_the_target(name, data
     assert (Path(data_dir) / "trivial_scores" / "mnist1d_50k.json").exists()
     assert workload.trivial_scores() == scores
 
-
-@pytest.mark.slow
-def test_the_fastest_calibration_rerun_reaches_the_resnet_cpu_target_late(tmp_path, data_dir):
-    """Step-based, so the verdict is the same on any machine: the committed calibration's rerun that met
-    the target first (configs/targets/cpu.yaml), else the exploration's point (workloads/resnet/workload.py
-    docstring) at seed 0, reaches the target within step_hint steps, but not early (the target sits
-    where the tuned curve plateaus). About a minute with one thread on an unloaded machine."""
-    workload = registry.make_workload("resnet", "cpu")
-    rerun = fastest_rerun("resnet", "cpu")
-    submission, point, seed, grid = ("nadamw", {"learning_rate": 0.01}, 0, workload.size.eval_period_steps) \
-        if rerun is None else (rerun.submission, rerun.hyperparameters, rerun.seed, workload.step_hint // 20)
-    record = run_trial(TrialSpec(workload="resnet", submission=submission, preset="cpu", seed=seed,
-                                 hyperparameters=point, step_based=True, max_steps=workload.step_hint,
-                                 eval_period_steps=grid), tmp_path, data_dir=data_dir, device="cpu")
-    assert record.status == "reached", record.traceback or record.best_metric
-    assert record.final_metrics["validation_accuracy"] >= workload.target_value
-    assert 0.5 * workload.step_hint <= record.steps_to_target <= workload.step_hint
