@@ -169,9 +169,17 @@ def test_missing_token_files_name_the_prepare_command(tmp_path):
 
 # ---- Criteo TSV ------------------------------------------------------------------------------
 
+def write_tsv(path: Path, frame: pd.DataFrame) -> None:
+    """Write a frame in the Criteo columns as Criteo TSV: missing values become empty fields."""
+    out = frame[criteo.COLUMNS].copy()
+    for column in criteo.DENSE_COLUMNS:
+        out[column] = out[column].astype("Int64")  # integers, <NA> for missing
+    out.to_csv(path, sep="\t", header=False, index=False, na_rep="")
+
+
 def test_criteo_tsv_round_trip_with_missing_values(tmp_path):
     frame, _ = criteo.generate_synthetic(300, seed=5)
-    criteo.write_tsv(tmp_path / "day_0", frame)
+    write_tsv(tmp_path / "day_0", frame)
     lines = (tmp_path / "day_0").read_text().splitlines()
     assert len(lines) == 300 and all(len(line.split("\t")) == 40 for line in lines)
     assert any("\t\t" in line for line in lines)  # missing values are empty fields
@@ -193,8 +201,10 @@ def test_criteo_features_follow_the_algoperf_transform():
 
 
 def test_criteo_conversion_splits_one_file_by_rows(tmp_path):
+    """Also what lets prepare_synthetic skip the TSV files: a generated frame's features equal those of
+    its TSV, converted."""
     frame, _ = criteo.generate_synthetic(500, seed=1)
-    criteo.write_tsv(tmp_path / "train.txt", frame)
+    write_tsv(tmp_path / "train.txt", frame)
     criteo.convert_tsv({"train": [(tmp_path / "train.txt", 0, 400)], "val": [(tmp_path / "train.txt", 400, None)]},
                        tmp_path / "out", "test", chunk_rows=128)
     arrays = criteo.load_arrays(tmp_path / "out", "criteo-kaggle")
