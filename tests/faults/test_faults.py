@@ -3,7 +3,6 @@ half files; a corrupt result.json is skipped with a warning and its trial reruns
 allocates without bound fails alone. Figures: docs/scale_out.md "Faults"."""
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -70,40 +69,49 @@ def test_a_trial_killed_with_sigkill_resumes_within_one_eval_period(tmp_path, da
     assert abs(resumed[2] - whole[2]) <= 0.2, (resumed, whole)
 
 
-ROUNDS = 50
+#: One fresh interpreter forks the writers: forking them from the test process could copy JAX's threads
+#: (an earlier test may have imported it), and an interpreter per writer cost ~0.7 s of CPU each.
+WRITERS_SCRIPT = textwrap.dedent("""
+    import multiprocessing, sys
+    from pathlib import Path
+    from harness.core.results import atomic_write_json
+    root, writers, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 
+    def write_rounds(index, start):
+        start.wait(timeout=60)  # every writer begins at once, so the writes of the shared file overlap
+        for round in range(rounds):
+            payload = {"writer": index, "round": round, "padding": "x" * 20000}
+            atomic_write_json(root / "trials" / f"t{index}" / "result.json", payload)
+            atomic_write_json(root / "shared" / "result.json", payload)   # everyone also writes one file
 
-def write_rounds(root: Path, index: int, start) -> None:
-    start.wait(timeout=60)  # every writer begins at once, so the writes of the shared file overlap
-    for round in range(ROUNDS):
-        payload = {"writer": index, "round": round, "padding": "x" * 20000}
-        results.atomic_write_json(root / "trials" / f"t{index}" / "result.json", payload)
-        results.atomic_write_json(root / "shared" / "result.json", payload)   # everyone also writes one file
+    fork = multiprocessing.get_context("fork")
+    start = fork.Barrier(writers)
+    processes = [fork.Process(target=write_rounds, args=(i, start)) for i in range(writers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=600)
+    sys.exit(0 if all(process.exitcode == 0 for process in processes) else 1)
+""")
 
-
-#: enough to collide on one file many times over on 2 cores. Forked from this process: a fresh interpreter per
-#: writer cost ~0.7 s of CPU each, and the writes, not the start-up, are what is tested.
-WRITERS = 32
+#: enough to collide on one file many times over on 2 cores
+WRITERS, ROUNDS = 32, 50
 
 
 @pytest.mark.slow
 def test_concurrent_writers_leave_whole_files_only(tmp_path):
-    fork = multiprocessing.get_context("fork")
-    start = fork.Barrier(WRITERS)
-    writers = [fork.Process(target=write_rounds, args=(tmp_path, i, start)) for i in range(WRITERS)]
-    for writer in writers:
-        writer.start()
+    writers = subprocess.Popen([sys.executable, "-c", WRITERS_SCRIPT, str(tmp_path), str(WRITERS), str(ROUNDS)],
+                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     shared, reads = tmp_path / "shared" / "result.json", 0
     try:
-        while any(w.is_alive() for w in writers):  # a reader meanwhile: never a half-written file
+        while writers.poll() is None:  # a reader meanwhile: never a half-written file
             if shared.exists():
                 assert len(json.loads(shared.read_text())["padding"]) == 20000
                 reads += 1
-    finally:  # a failed read must not leave writers behind
-        for writer in writers:
-            writer.join(timeout=60)
-            writer.kill()
-    assert [w.exitcode for w in writers] == [0] * WRITERS
+    finally:  # a failed read must not leave the writers behind
+        if writers.poll() is None:
+            writers.kill()
+    assert writers.wait(timeout=600) == 0
     assert reads > 0
     files = list(tmp_path.rglob("*.json"))
     assert len(files) == WRITERS + 1  # one per writer + the shared one: no collisions, no stray names
