@@ -1,8 +1,9 @@
 """The committed cpu targets (configs/targets/cpu.yaml) hold up against their own ledgers.
 
 `calibrate` re-derives every committed entry from the committed ledger without running a trial (so the ledger
-is complete and none of its lines is stale for today's workload and baseline code), and no target is met
-early. The fastest rerun of each calibration is run again: end to end, to the target, for gpt2 and resnet
+is complete and none of its lines is stale for today's workload and baseline code: any edit of a baseline's
+files (.py or .json, a comment too) changes its hash, and `timetrial calibrate` then reruns just those trials), and no
+target is met early. The fastest rerun of each calibration is run again: end to end, to the target, for gpt2 and resnet
 (issue 13 asks for gpt2 and an image workload), and for its first evaluations elsewhere. Either way it must
 retrace the curve its ledger line recorded. A partial replay is a fair check because the schedules follow
 step_hint, not max_steps: a truncated rerun walks the same trajectory, and the ledger holds the rest."""
