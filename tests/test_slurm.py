@@ -109,7 +109,7 @@ def test_cancelled_job_fails_and_rerun_completes_requeued_job_resumes(cluster, t
     # 180 s like the requeued job's wait: CI, running the suite 2.4x slower than an idle machine, once saw no
     # "failed" within 60 s; should it time out again, the message says what status reported instead.
     row = wait_until(lambda: (r := cancelled_row())["state"] == "failed" and r, 180,
-                     "the cancelled job to be reported failed", last_seen=lambda: cancelled_row())
+                     "the cancelled job to be reported failed", last_seen=cancelled_row)
     assert "CANCELLED" in row["detail"] and "checkpoint at step" in row["detail"]
 
     # The re-run resubmits the cancelled trial only: the requeued one still has a live job.

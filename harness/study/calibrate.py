@@ -85,13 +85,17 @@ def first_met(curve: Sequence[tuple[int, float]], target: float, direction: str)
     return next((step for step, value in curve if met(value)), None)
 
 
+def lines_at(ledger: Sequence[LedgerLine], submission: str, hyperparameters: Mapping[str, Any]) -> list[LedgerLine]:
+    """The trials in `ledger` (one workload's, `read_ledger`) of `submission` at exactly this point: the
+    tuning trial and any reruns; empty when it never ran the point."""
+    wanted = comparable(hyperparameters)
+    return [line for line in ledger if line.submission == submission and comparable(line.hyperparameters) == wanted]
+
+
 def ledger_steps_to_target(ledger: Sequence[LedgerLine], submission: str, hyperparameters: Mapping[str, Any],
                            target: float, direction: str) -> list[int | None]:
-    """For every trial in `ledger` (one workload's, `read_ledger`) of `submission` at exactly this point (the
-    tuning trial and any reruns), the step at which it first met `target`; empty when it never ran the point."""
-    wanted = comparable(hyperparameters)
-    return [first_met(line.curve, target, direction) for line in ledger
-            if line.submission == submission and comparable(line.hyperparameters) == wanted]
+    """For every trial of `lines_at` this point, the step at which it first met `target`."""
+    return [first_met(line.curve, target, direction) for line in lines_at(ledger, submission, hyperparameters)]
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -110,11 +114,17 @@ def step_grid(step_hint: int) -> int:
     return max(1, step_hint // EVALS_PER_RUN)
 
 
+def trial_spec(workload: str, preset: str, step_hint: int, submission: str, hyperparameters: Mapping[str, Any],
+               seed: int, ruleset: str) -> TrialSpec:
+    """One calibration trial: exactly `step_hint` steps on the fixed grid, no clock budget, no stop at a target."""
+    return TrialSpec(workload=workload, submission=submission, preset=preset, hyperparameters=dict(hyperparameters),
+                     seed=seed, ruleset=ruleset, stop_at_target=False, max_steps=step_hint,
+                     eval_period_steps=step_grid(step_hint), step_based=True)
+
+
 def tuning_specs(workload: str, preset: str, step_hint: int, baselines: Sequence[str], points: int,
                  search_seed: int) -> list[TrialSpec]:
-    common = dict(workload=workload, preset=preset, stop_at_target=False, max_steps=step_hint,
-                  eval_period_steps=step_grid(step_hint), step_based=True)
-    return [TrialSpec(submission=name, hyperparameters=point, seed=0, ruleset=TUNE_RULESET, **common)
+    return [trial_spec(workload, preset, step_hint, name, point, 0, TUNE_RULESET)
             for name in baselines for point in load_submission(name).search_space.sample(points, search_seed)]
 
 
@@ -169,8 +179,8 @@ def calibrate(workload: str, preset: str, run_specs: Callable[[list[TrialSpec]],
     if not finite:
         raise RuntimeError(f"calibrate {workload} ({preset}): every tuning trial diverged")
     best = pick(finite, key=lambda line: line.best_metric)
-    best_spec = next(spec for spec in tuning if spec.key() == best.key)
-    rerun_specs = [dataclasses.replace(best_spec, seed=seed, ruleset=RERUN_RULESET) for seed in range(1, reruns + 1)]
+    rerun_specs = [trial_spec(workload, preset, current.step_hint, best.submission, best.hyperparameters, seed,
+                              RERUN_RULESET) for seed in range(1, reruns + 1)]
     rerun_lines = run_missing(rerun_specs, "rerun")
     if any(line.best_metric is None or line.status == "diverged" for line in rerun_lines):
         raise RuntimeError(f"calibrate {workload} ({preset}): a rerun of the best point diverged; "

@@ -19,9 +19,9 @@ from harness.study import leaderboard
 
 REPO = Path(__file__).resolve().parents[2]
 
-# One trial with a time-based eval period only (10 evals) and a checkpoint at every eval. Its clock advances 1 ms per
-# reading, so what the clock counts is exact and a loaded machine moves nothing (the wall-clock
-# figures in docs/scale_out.md come from the same test with a real clock).
+# One trial with a time-based eval period only (10 evals) and a checkpoint at every eval. Its clock
+# advances 1 ms per reading, so what the clock counts is exact and a loaded machine moves nothing (the
+# wall-clock figures in docs/scale_out.md come from the same test with a real clock).
 TRIAL_SCRIPT = textwrap.dedent("""
     import itertools, sys, time
     import torch

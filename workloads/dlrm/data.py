@@ -5,8 +5,8 @@ one example per line, 40 tab-separated columns: the click label (0/1), 13 intege
 (I1..I13, may be negative or missing) and 26 categorical features (C1..C26, 32-bit hashes written as
 8 hex digits, may be missing). A missing value is an empty field.
 
-Conversion (`convert_tsv`, through `write_arrays`) writes, per split, flat little-endian arrays that the workload memory-maps:
-`<split>_dense.f32` (n x 13, log(1 + max(x, 0)) with missing -> 0, as AlgoPerf's criteo1tb pipeline),
+Conversion (`convert_tsv`, through `write_arrays`) writes, per split, flat little-endian arrays that the
+workload memory-maps: `<split>_dense.f32` (n x 13, log(1 + max(x, 0)) with missing -> 0, as AlgoPerf's criteo1tb pipeline),
 `<split>_cat.u32` (n x 26 raw hashes, missing -> 0) and `<split>_label.u8`, plus `meta.json`
 with the row counts. The workload maps hashes into its (preset-sized) embedding table.
 
