@@ -2,6 +2,4 @@
 
 harness.core      the contract and the runner
 harness.study     sweeps, tuning, scoring and boards
-harness.commands  commands and reports
-
-harness/schedules.py stays at the top only as a re-export for the three calibrated baselines."""
+harness.commands  commands and reports"""

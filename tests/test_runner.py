@@ -10,7 +10,8 @@ from harness.core import results
 from harness.core.closure import LOSS_EVERY
 from harness.core.registry import make_workload
 from harness.core.runner import TrialSpec, resolve_batch_size, run_trial, stale_reason
-from harness.core.submission import SUBMISSIONS_DIR, load_submission
+from harness.core import submission as submission_module
+from harness.core.submission import PROJECT_ROOT, SUBMISSIONS_DIR, imported_project_files, load_submission
 from harness.study.sweep import run_local
 from workloads.logreg.workload import LogisticRegression
 
@@ -312,6 +313,44 @@ def test_a_changed_submission_is_rerun_not_reused(tmp_path, data_dir, capsys):
     assert "resolve differently" in stale_reason(dataclasses.replace(rerun, hyperparameters=first.hyperparameters),
                                                  spec, submission)
     assert "timing version 1" in stale_reason(dataclasses.replace(rerun, timing_version=None), spec, submission)
+
+
+def test_the_source_hash_covers_the_shared_modules_a_submission_imports(tmp_path, monkeypatch):
+    """An edit to shared code a submission imports (through another shared module, or from inside a
+    function) changes its source hash, so its trials go stale; an edit to a module it does not import, or
+    to the engine (harness), does not."""
+    project = tmp_path / "project"
+    files = {"optimlib/__init__.py": '"""pieces"""\n',
+             "optimlib/steps.py": "from optimlib.moments import update\n",
+             "optimlib/moments.py": "def update(m):\n    return m\n",
+             "optimlib/unused.py": "X = 1\n",
+             "harness/core/spec.py": "Y = 1\n",
+             "submissions/mine/submission.py": ("from harness.core import spec\n\n"
+                                                "def create_optimizer(params, hp, workload):\n"
+                                                "    from optimlib import steps\n"),
+             "submissions/mine/metadata.json": "{}"}
+    for name, text in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    monkeypatch.setattr(submission_module, "PROJECT_ROOT", project)
+    folder = project / "submissions" / "mine"
+    assert [f.relative_to(project).as_posix() for f in imported_project_files([folder / "submission.py"])] \
+        == ["optimlib/moments.py", "optimlib/steps.py"]
+    before = submission_module.source_hash(folder)
+    for untouched in ("optimlib/unused.py", "harness/core/spec.py", "optimlib/__init__.py"):
+        (project / untouched).write_text("Z = 2\n")
+        assert submission_module.source_hash(folder) == before, untouched
+    (project / "optimlib/moments.py").write_text("def update(m):\n    return 2 * m\n")
+    assert submission_module.source_hash(folder) != before
+
+
+def test_the_baselines_hash_the_optimlib_modules_they_use():
+    """The real tree: a submission's hash reaches optimlib modules imported only through other ones."""
+    muon = imported_project_files(sorted((SUBMISSIONS_DIR / "muon").glob("*.py")))
+    assert {"optimlib/muon.py", "optimlib/newton_schulz.py", "optimlib/schedules.py"} <= \
+        {f.relative_to(PROJECT_ROOT).as_posix() for f in muon}
+    assert [f.relative_to(PROJECT_ROOT).as_posix() for f in imported_project_files([SUBMISSIONS_DIR / "adamw" / "submission.py"])] \
+        == ["optimlib/schedules.py"]
 
 
 @pytest.mark.parametrize("workload, expected", [

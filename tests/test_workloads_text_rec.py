@@ -161,6 +161,40 @@ def test_shakespeare_split_holds_out_whole_plays(prepared):
     assert "SHAKESPEARE" in text.upper()
 
 
+@pytest.mark.parametrize("name, module, preparer", [("dlrm_small", criteo, "prepare_synthetic"),
+                                                   ("gpt2", tokens, "prepare_shakespeare_char")])
+def test_concurrent_first_trials_prepare_the_data_once(tmp_path, monkeypatch, name, module, preparer):
+    """Trials that start together on a fresh data folder (a sweep's first jobs) take turns: one generates
+    and the others find the data ready. Before the lock, two dlrm_small calibration trials raced on the
+    same temp files and one failed with FileNotFoundError."""
+    import multiprocessing
+
+    calls = tmp_path / "calls.log"
+    original = getattr(module, preparer)
+
+    def counted(*args, **kwargs):
+        with open(calls, "a") as handle:
+            handle.write("call\n")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, preparer, counted)
+    context = multiprocessing.get_context("fork")  # the children inherit the counting wrapper
+    barrier = context.Barrier(3)
+
+    def first_trial() -> None:
+        barrier.wait()
+        workload = make_workload(name, "tiny", str(tmp_path / "data"))
+        workload.prepare_data()
+
+    children = [context.Process(target=first_trial) for _ in range(3)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(120)
+    assert [child.exitcode for child in children] == [0, 0, 0]
+    assert calls.read_text() == "call\n"
+
+
 def test_missing_token_files_name_the_prepare_command(tmp_path):
     with pytest.raises(DataMissingError, match="prepare_data.py fineweb"):
         make_workload("gpt2", "full", str(tmp_path)).prepare_data()

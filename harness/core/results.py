@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import fcntl
 import json
 import math
 import os
@@ -13,7 +15,7 @@ import tempfile
 import typing
 import warnings
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Mapping
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
 import pandas as pd
 
@@ -231,6 +233,18 @@ def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `path` (created if missing) for the block: concurrent trials
+    that prepare the same data folder on first use take turns, so one generates and the others find it
+    done, instead of racing on the same temp files (two dlrm_small calibration trials did)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes, also if the process dies
+        yield
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -10,6 +10,7 @@ returning the learning-rate multiplier. See docs/submission_api.md.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import fnmatch
 import hashlib
@@ -25,7 +26,8 @@ from typing import Any, Callable, Mapping
 from harness.core import closure
 from harness.core.search_space import SearchSpace, as_type, load_search_space
 
-SUBMISSIONS_DIR = Path(__file__).resolve().parents[2] / "submissions"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SUBMISSIONS_DIR = PROJECT_ROOT / "submissions"
 COMPAT_DIR = Path(__file__).resolve().parent / "compat"
 METADATA_FIELDS = ("method", "paper")
 PAPER_FIELDS = ("title", "arxiv")
@@ -108,14 +110,57 @@ def available_submissions() -> list[str]:
 
 
 def source_hash(path: Path) -> str:
-    """sha256 over the submission's code and JSON files (names and contents), stable across machines."""
+    """sha256 over the submission's code and JSON files and over the project modules they import
+    (`imported_project_files`), names and contents, stable across machines: an edit to shared code such as
+    `optimlib.schedules` makes every trial of the submissions that use it stale."""
     digest = hashlib.sha256()
-    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    root = path if path.is_dir() else path.parent
+    files = [file for file in (sorted(path.rglob("*")) if path.is_dir() else [path])
+             if file.is_file() and file.suffix in (".py", ".json") and "__pycache__" not in file.parts]
     for file in files:
-        if file.is_file() and file.suffix in (".py", ".json") and "__pycache__" not in file.parts:
-            digest.update(str(file.relative_to(path if path.is_dir() else path.parent)).encode())
-            digest.update(file.read_bytes())
+        digest.update(str(file.relative_to(root)).encode())
+        digest.update(file.read_bytes())
+    for file in imported_project_files([file for file in files if file.suffix == ".py"]):
+        digest.update(f"project:{file.relative_to(PROJECT_ROOT)}".encode())
+        digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def imported_project_files(sources: list[Path]) -> list[Path]:
+    """The files of the project's modules (under PROJECT_ROOT) that `sources` import, directly or through
+    one another, found statically (absolute imports, also inside functions), sorted. `from pkg import name`
+    counts pkg/name.py when it exists, else pkg's own file; a package's `__init__.py` counts only when the
+    import names the package itself. The engine (`harness`) is left out: it is the contract a submission
+    calls, and a change there that alters what trials compute bumps the runner's TIMING_VERSION or the
+    workload's `version`, which make old trials stale on their own."""
+    def module_file(dotted: str) -> Path | None:
+        base = PROJECT_ROOT.joinpath(*dotted.split("."))
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def imports(file: Path) -> list[Path]:
+        found = []
+        for node in ast.walk(ast.parse(file.read_bytes(), str(file))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [f"{node.module}.{alias.name}" if module_file(f"{node.module}.{alias.name}") else node.module
+                         for alias in node.names]
+            else:
+                continue
+            found += [file for name in names if name.split(".")[0] != "harness" and (file := module_file(name))]
+        return found
+
+    seen: set[Path] = set()
+    todo = [file.resolve() for file in sources]
+    while todo:
+        for found in imports(todo.pop()):
+            if found not in seen:
+                seen.add(found)
+                todo.append(found)
+    return sorted(seen - {file.resolve() for file in sources})
 
 
 #: the shim's modules that the pre-0.5 name `algorithmic_efficiency` aliases as soon as a submission loads. Not

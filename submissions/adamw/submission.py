@@ -3,7 +3,7 @@ cosine decay over the workload's step_hint, through the short (optimizer factory
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 def create_optimizer(params, hyperparameters, workload):

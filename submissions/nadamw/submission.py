@@ -9,7 +9,7 @@ decoupled as in AdamW: p <- p * (1 - lr * wd) - lr * m_nesterov_hat / (sqrt(v_ha
 import torch
 
 from algoperf import spec
-from harness import schedules
+from optimlib import schedules
 
 
 class NAdamW(torch.optim.Optimizer):

@@ -3,7 +3,7 @@ with L2 weight decay, linear warm-up and cosine decay over step_hint (AlgoPerf's
 
 import torch
 
-from harness import schedules
+from optimlib import schedules
 
 
 def create_optimizer(params, hyperparameters, workload):

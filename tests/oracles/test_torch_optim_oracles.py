@@ -4,7 +4,7 @@ import torch
 from oracle_testing import (MLPProblem, assert_trajectories_agree, max_difference, reference_trajectory,
                             submission_schedule, submission_trajectory)
 
-from harness import schedules
+from optimlib import schedules
 
 
 def test_adamw_matches_torch_adamw():
