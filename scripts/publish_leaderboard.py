@@ -20,9 +20,8 @@ from pathlib import Path
 
 from harness.commands import report
 from harness.core import registry
-from harness.core.provenance import hardware
 from harness.core.results import atomic_write_json
-from harness.core.runner import TrialSpec, resolve_device
+from harness.core.runner import TrialSpec
 from harness.core.submission import available_submissions, load_submission
 from harness.study import leaderboard, sweep
 from harness.study.tuning import study_grid
@@ -67,14 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     options = leaderboard.Options(reference=args.reference)
     boards = leaderboard.build(args.results_dir, args.preset, "self", options)
     paths = report.write(boards, args.results_dir, options)
-    machine = hardware(resolve_device(args.device))
+    # the machine the trials ran on, as they recorded it: the preset sets their torch threads, so this
+    # process (torch's default threads) has another fingerprint than its own trials
+    machines = {record.provenance["hardware"]["fingerprint"]: record.provenance["hardware"]
+                for record in records if record.provenance}
     publish_file = Path(args.results_dir) / "publish.json"
     runs = json.loads(publish_file.read_text()) if publish_file.exists() else {}
     # one entry per (hardware, workload families): the logreg suite and the deep suite are run apart
-    runs[f"{machine['fingerprint']} {'+'.join(chosen)}"] = {
+    runs[f"{'+'.join(sorted(machines))} {'+'.join(chosen)}"] = {
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "duration_s": duration, "trial_time_s": trial_time,
-        "hardware": machine, "preset": args.preset,
+        # duration: this invocation's; the trials it ran (others were finished already, by it or a parallel one)
+        "duration_s": duration, "trials_run": sum(not record.skipped for record in records), "trial_time_s": trial_time,
+        "hardware": list(machines.values()), "preset": args.preset,
         "ruleset": "self", "studies": args.studies, "submissions": names, "workloads": workloads,
         "trials": len(specs)}
     atomic_write_json(publish_file, runs)

@@ -207,3 +207,31 @@ def test_step_counts_print_as_whole_numbers(tree):
     board = board_for(leaderboard.build(tree, "cpu", "self"), HW_A["fingerprint"], "self")
     text = report.render_markdown([board])
     assert "| 300 |" in text and "e+0" not in text.split("| submission |")[1]
+
+
+def test_publish_records_the_machine_its_trials_ran_on(tmp_path, data_dir, monkeypatch):
+    """scripts/publish_leaderboard.py on the tiny logistic suite: publish.json names the hardware the trials
+    recorded (one torch thread, the preset's), not the publishing process's (here two threads); a second
+    invocation reuses every trial and says it ran none."""
+    import importlib.util
+    import json
+
+    import torch
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "publish_leaderboard.py"
+    module_spec = importlib.util.spec_from_file_location("publish_leaderboard", path)
+    publish = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(publish)
+    monkeypatch.setenv("TIMETRIAL_MACHINE_DIR", str(tmp_path / "machines"))
+    arguments = ["--preset", "tiny", "--family", "logreg", "--submissions", "adamw", "--studies", "1",
+                 "--results-dir", str(tmp_path / "results"), "--data-dir", data_dir]
+    torch.set_num_threads(2)  # the publishing process; the autouse fixture restores one thread afterwards
+    assert publish.main(arguments) == 0
+    recorded = {read_result(file.parent).provenance["hardware"]["fingerprint"]
+                for file in (tmp_path / "results" / "trials").rglob(RESULT_FILE)}
+    runs = json.loads((tmp_path / "results" / "publish.json").read_text())
+    (key, run), = runs.items()
+    assert len(recorded) == 1 and key == f"{recorded.pop()} logreg"
+    assert [machine["torch_threads"] for machine in run["hardware"]] == [1] and run["trials_run"] == run["trials"] > 0
+    assert publish.main(arguments) == 0
+    assert json.loads((tmp_path / "results" / "publish.json").read_text())[key]["trials_run"] == 0

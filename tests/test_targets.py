@@ -101,6 +101,12 @@ def test_an_unseen_machine_measures_its_step_time_once(monkeypatch, tmp_path, da
     assert first.reference_step_time_s == cached[0].step_time_s
     second = run_trial(spec, tmp_path / "b", data_dir=data_dir, device="cpu")
     assert second.reference_step_time["measured_at"] == cached[0].measured_at  # reused, not remeasured
+    # a JAX trial's budget comes from the same PyTorch NAdamW measurement (once it was keyed by the JAX class,
+    # so a board's PyTorch and JAX trials kept remeasuring it in turn, each with its own noise)
+    jax_spec = TrialSpec("logreg_wine", "adamw_jax", preset="cpu", framework="jax", max_steps=20)
+    jax_trial = run_trial(jax_spec, tmp_path / "c", data_dir=data_dir, device="cpu")
+    assert jax_trial.framework == "jax" and jax_trial.reference_step_time["measured_at"] == cached[0].measured_at
+    assert jax_trial.budget_s == first.budget_s and len(machine.all_step_times("unseenmachine")) == 1
 
 
 def test_step_based_trials_give_the_same_metrics_on_a_slower_clock(tmp_path, data_dir):

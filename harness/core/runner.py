@@ -383,7 +383,11 @@ def reference_step_time(workload: Workload, data_dir: str | None, device: torch.
     fingerprint, measured in a short step-based NAdamW run on `clock_fn` when missing (or `remeasure`)."""
     apply_threads(workload.preset)  # the fingerprint names the preset's thread count
     point = tuned_point(workload.name, workload.preset, machine.REFERENCE_SUBMISSION) or {}
-    definition = reference_definition(workload, point)
+    # the reference is the PyTorch NAdamW whatever the trial's framework, so it is keyed by the PyTorch
+    # workload's definition: one measurement per workload and preset, not one per framework in turn (keyed by
+    # the JAX class, the PyTorch and JAX trials of one board kept replacing each other's measurement)
+    reference_workload = registry.make_workload(workload.name, workload.preset, data_dir, str(device))
+    definition = reference_definition(reference_workload, point)
     info = hardware(device)
     if not remeasure:
         cached = machine.cached_step_time(info["fingerprint"], workload.name, workload.preset, definition)
