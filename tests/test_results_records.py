@@ -128,3 +128,15 @@ def test_a_file_that_is_no_record_counts_as_not_run(tmp_path):
         results.atomic_write_json(spec.trial_dir(tmp_path) / results.RESULT_FILE, broken)
         with pytest.warns(UserWarning, match=match):
             assert results.read_result(spec.trial_dir(tmp_path)) is None
+
+
+def test_a_tree_kept_inside_another_is_read_as_its_own(tmp_path):
+    """results/deep-cpu (the deep suite's board in progress) sits inside the published tree: its trials
+    are read with it, never with the outer board."""
+    published = json.loads(PUBLISHED[0].read_text())
+    outer, inner = TrialSpec("logreg_wine", "adamw"), TrialSpec("gpt2", "adamw")
+    results.atomic_write_json(outer.trial_dir(tmp_path) / results.RESULT_FILE, published)
+    results.atomic_write_json(inner.trial_dir(tmp_path / "deep-cpu") / results.RESULT_FILE, {**published, "workload": "gpt2"})
+    assert results.result_files(tmp_path) == [outer.trial_dir(tmp_path) / results.RESULT_FILE]
+    assert results.load_results(tmp_path)["workload"].tolist() == [published["workload"]]
+    assert results.load_results(tmp_path / "deep-cpu")["workload"].tolist() == ["gpt2"]

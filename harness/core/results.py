@@ -309,7 +309,10 @@ def write_result(trial_dir: Path, record: TrialRecord) -> None:
 
 
 def result_files(results_dir: Path) -> list[Path]:
-    return sorted(Path(results_dir).rglob(RESULT_FILE))
+    """The records of the tree's own trials, all under `<results_dir>/trials/` (TrialSpec.trial_dir): a tree
+    kept inside another, as the deep suite's board in progress (results/deep-cpu) inside the published one,
+    is read as a tree of its own and never mixes into the outer board."""
+    return sorted((Path(results_dir) / "trials").rglob(RESULT_FILE))
 
 
 def load_results(results_dir: Path) -> pd.DataFrame:
