@@ -7,20 +7,25 @@ machine; then leaderboard.md / leaderboard.csv / report.html and publish.json (h
     python scripts/publish_leaderboard.py --family resnet,vit,gpt,dlrm --studies 1   # several
     python scripts/publish_leaderboard.py --submissions adamw,nadamw --studies 3
 
-Finished trials are skipped, so an interrupted run resumes where it stopped.
+Finished trials are skipped, so an interrupted run resumes where it stopped. A board keeps the budgets it
+was made under: its machines' reference step times live in `<results-dir>/machines/`, committed with it,
+and where that folder lacks one it is taken from what the board's finished trials recorded, so a resumed
+board's new rows run under its old rows' budgets on the same machine (another machine measures its own).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import json
+import os
 import time
 from pathlib import Path
 
 from harness.commands import report
-from harness.core import registry
-from harness.core.results import atomic_write_json
+from harness.core import machine, registry
+from harness.core.results import atomic_write_json, read_result, result_files
 from harness.core.runner import TrialSpec
 from harness.core.submission import available_submissions, load_submission
 from harness.study import leaderboard, sweep
@@ -41,6 +46,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def keep_board_budgets(results_dir: Path) -> None:
+    """Point this process and its trials at the board's own machine folder, seeded from its trials' records."""
+    os.environ["TIMETRIAL_MACHINE_DIR"] = str(results_dir / "machines")
+    recorded = collections.defaultdict(list)
+    for file in result_files(results_dir):
+        record = read_result(file.parent)
+        if record is not None and record.reference_step_time and record.provenance:
+            recorded[record.provenance["hardware"]["fingerprint"]].append(record.reference_step_time)
+    for fingerprint, step_times in sorted(recorded.items()):
+        for adopted in machine.adopt_recorded(fingerprint, step_times):
+            print(f"{adopted.workload} ({adopted.preset}) on {fingerprint}: the board's recorded reference step time "
+                  f"{adopted.step_time_s:.4g} s (measured {adopted.measured_at})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = available_submissions() if args.submissions == "all" else args.submissions.split(",")
@@ -57,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
              for spec in study_grid(submission, TrialSpec(workload, name, preset=args.preset,
                                                           framework=submission.framework), "self",
                                     studies=args.studies)]
+    keep_board_budgets(Path(args.results_dir))
     print(f"{len(submissions)} submissions x {len(workloads)} workloads x {args.studies} studies = {len(specs)} trials")
     started = time.time()
     records = sweep.run_local(specs, args.results_dir, data_dir=args.data_dir, device=args.device)

@@ -21,6 +21,19 @@ def machine_cache(tmp_path_factory):
 
 
 @pytest.fixture
+def publish_script():
+    """scripts/publish_leaderboard.py as a module (scripts/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "publish_leaderboard.py"
+    module_spec = importlib.util.spec_from_file_location("publish_leaderboard", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
 def data_dir(tmp_path_factory):
     """A data directory shared by a test session (f* caches, generated files)."""
     return str(tmp_path_factory.getbasetemp() / "data")

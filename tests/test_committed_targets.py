@@ -5,8 +5,8 @@ ledger is complete and none of its lines is stale for today's workload and basel
 baseline's files (.py or .json, a comment too) changes its hash, and `timetrial calibrate` then reruns just
 those trials), and no target is met early. The fastest rerun of each calibration is run again: end to end,
 to the target, for gpt2 and resnet (issue 13 asks for gpt2 and an image workload), and for its first
-evaluations elsewhere. Either way it must
-retrace the curve its ledger line recorded. A partial replay is a fair check because the schedules follow
+evaluations elsewhere. Either way it must retrace the curve its ledger line recorded: to REPLAY_RTOL on the
+CPU kind that ran the line, within the reruns' own spread on another (see REPLAY_RTOL). A partial replay is a fair check because the schedules follow
 step_hint, not max_steps: a truncated rerun walks the same trajectory, and the ledger holds the rest."""
 import dataclasses
 import json
@@ -28,7 +28,11 @@ END_TO_END = ("gpt2", "resnet")
 REPLAYED_EVALS = 2
 #: The fastest rerun needs at least this share of step_hint: the target sits where the tuned curve flattens.
 MIN_SHARE_OF_STEP_HINT = 0.6
-#: How far a replay may drift from its ledger line: the ledger ran in another process, maybe on another CPU.
+#: How far a replay on the CPU kind that ran its ledger line may drift from it (another process; bitwise on
+#: the VMs seen so far). On another CPU kind the kernels round differently (an Intel Xeon replaying AMD EPYC
+#: lines drifted 0.3-0.5% on gpt2 and dlrm_small, 17% on resnet's steep first evaluation), so there a replay's
+#: drift, summed over its evaluations, must stay within the spread (max - min) of the point's own reruns: another
+#: machine perturbs a trial no more than another seed does, which is what a median-of-reruns target absorbs.
 REPLAY_RTOL = 2e-3
 
 REPLAY = """
@@ -79,6 +83,14 @@ def fastest_rerun_line(workload: str) -> calibrate.LedgerLine:
                 if line.role == "rerun" and line.seed == fastest.seed)
 
 
+def rerun_spread(workload: str, line: calibrate.LedgerLine) -> dict[int, float]:
+    """Per evaluated step, max - min of the target metric over the reruns of the line's point."""
+    curves = [dict(rerun.curve) for rerun in calibrate.lines_at(calibrate.read_ledger(PRESET, workload),
+                                                                 line.submission, line.hyperparameters)
+              if rerun.role == "rerun"]
+    return {step: max(curve[step] for curve in curves) - min(curve[step] for curve in curves) for step in curves[0]}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workload", CALIBRATED)
 def test_the_fastest_rerun_retraces_its_ledger_curve(workload, tmp_path, data_dir):
@@ -101,7 +113,18 @@ def test_the_fastest_rerun_retraces_its_ledger_curve(workload, tmp_path, data_di
     replayed = dict(calibrate.ledger_line(spec, record, "rerun", tmp_path, line.workload_definition).curve)
     recorded = {step: value for step, value in line.curve if step in replayed}
     assert len(recorded) == len(replayed) >= REPLAYED_EVALS
-    assert replayed == pytest.approx(recorded, rel=REPLAY_RTOL)
+    same_cpu = record.provenance["hardware"]["fingerprint"] == line.machine["fingerprint"]
+    if same_cpu:
+        assert replayed == pytest.approx(recorded, rel=REPLAY_RTOL)
+    else:
+        spread = rerun_spread(workload, line)
+        drift = {step: abs(value - recorded[step]) for step, value in replayed.items()}
+        assert sum(drift.values()) <= sum(spread[step] for step in drift), (
+            f"replayed beside {line.machine['label']}'s line, step: (drift, rerun spread) "
+            f"{ {step: (round(drift[step], 5), round(spread[step], 5)) for step in drift} }")
     if end_to_end:
-        assert record.status == "reached", record.best_metric
-        assert MIN_SHARE_OF_STEP_HINT * current.step_hint <= record.steps_to_target <= current.step_hint
+        # on another CPU kind the replay is one more sample of the point, and the median-of-reruns target is
+        # missed by 2 of 5 reruns by construction: only a hit must come no earlier than MIN_SHARE_OF_STEP_HINT
+        assert record.status == "reached" or not same_cpu, record.best_metric
+        if record.status == "reached":
+            assert MIN_SHARE_OF_STEP_HINT * current.step_hint <= record.steps_to_target <= current.step_hint

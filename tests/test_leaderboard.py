@@ -209,19 +209,15 @@ def test_step_counts_print_as_whole_numbers(tree):
     assert "| 300 |" in text and "e+0" not in text.split("| submission |")[1]
 
 
-def test_publish_records_the_machine_its_trials_ran_on(tmp_path, data_dir, monkeypatch):
+def test_publish_records_the_machine_its_trials_ran_on(tmp_path, data_dir, monkeypatch, publish_script):
     """scripts/publish_leaderboard.py on the tiny logistic suite: publish.json names the hardware the trials
     recorded (one torch thread, the preset's), not the publishing process's (here two threads); a second
     invocation reuses every trial and says it ran none."""
-    import importlib.util
     import json
 
     import torch
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "publish_leaderboard.py"
-    module_spec = importlib.util.spec_from_file_location("publish_leaderboard", path)
-    publish = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(publish)
+    publish = publish_script
     monkeypatch.setenv("TIMETRIAL_MACHINE_DIR", str(tmp_path / "machines"))
     arguments = ["--preset", "tiny", "--family", "logreg", "--submissions", "adamw", "--studies", "1",
                  "--results-dir", str(tmp_path / "results"), "--data-dir", data_dir]

@@ -109,6 +109,28 @@ def test_an_unseen_machine_measures_its_step_time_once(monkeypatch, tmp_path, da
     assert jax_trial.budget_s == first.budget_s and len(machine.all_step_times("unseenmachine")) == 1
 
 
+def test_a_resumed_board_keeps_the_budgets_its_trials_recorded(monkeypatch, tmp_path, data_dir, publish_script):
+    """The machine cache a board ran under is gone (a fresh checkout): publishing again takes the reference step
+    time from the board's finished trials into the board's own machine folder, so a new trial there gets the
+    old rows' budget instead of a remeasured one; the latest recorded measurement wins, a cached one stays."""
+    fake_hardware(monkeypatch, "boardmachine", "board machine")
+    monkeypatch.setenv("TIMETRIAL_MACHINE_DIR", str(tmp_path / "lost-cache"))
+    store_step_time("logreg_wine", "cpu", "boardmachine", 2e-3)
+    board = tmp_path / "board"
+    spec = TrialSpec("logreg_wine", "adamw", preset="cpu", max_steps=10)
+    old_row = run_trial(spec, board / "trials" / "old", data_dir=data_dir, device="cpu")
+    publish_script.keep_board_budgets(board)
+    assert machine.machine_dir() == board / "machines"
+    (adopted,) = machine.all_step_times("boardmachine")
+    assert adopted == machine.StepTime(**old_row.reference_step_time) and adopted.step_time_s == 2e-3
+    new_row = run_trial(spec, board / "trials" / "new", data_dir=data_dir, device="cpu")
+    assert new_row.budget_s == old_row.budget_s and new_row.reference_step_time == old_row.reference_step_time
+    earlier = {**old_row.reference_step_time, "step_time_s": 1.0, "measured_at": "2000-01-01T00:00:00+00:00"}
+    later = {**old_row.reference_step_time, "step_time_s": 3e-3, "measured_at": "2999-01-01T00:00:00+00:00"}
+    assert machine.adopt_recorded("boardmachine", [later, earlier]) == []  # the folder has this definition
+    assert [m.step_time_s for m in machine.adopt_recorded("othermachine", [earlier, later, earlier])] == [3e-3]
+
+
 def test_step_based_trials_give_the_same_metrics_on_a_slower_clock(tmp_path, data_dir):
     """What makes calibration shareable across machines: evals fall on the step grid whatever the clock."""
     spec = TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=60, eval_period_steps=20, step_based=True,

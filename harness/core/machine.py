@@ -21,7 +21,7 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from harness.core.results import atomic_write_json
 
@@ -89,6 +89,24 @@ def store_step_time(fingerprint: str, measured: StepTime) -> Path:
     path = machine_file(fingerprint)
     atomic_write_json(path, document)
     return path
+
+
+def adopt_recorded(fingerprint: str, recorded: Iterable[Mapping[str, Any]]) -> list[StepTime]:
+    """Cache the reference step times that trials on this fingerprint recorded (`TrialRecord.reference_step_time`)
+    wherever the cache holds no measurement of that definition, the latest per workload and preset: a board
+    resumed after its machine folder was lost keeps the budgets its finished rows ran under instead of
+    remeasuring one that differs by the clock's noise. Returns the adopted ones."""
+    cached = _read(fingerprint).get("step_times", {})
+    latest: dict[str, Mapping[str, Any]] = {}
+    for found in recorded:
+        key = f"{found['workload']}/{found['preset']}"
+        if key not in latest or found["measured_at"] > latest[key]["measured_at"]:
+            latest[key] = found
+    adopted = [StepTime(**found) for key, found in sorted(latest.items())
+               if cached.get(key, {}).get("definition") != found["definition"]]
+    for measured in adopted:
+        store_step_time(fingerprint, measured)
+    return adopted
 
 
 def all_step_times(fingerprint: str) -> list[StepTime]:
