@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = sorted((REPO / "results" / "trials").rglob(results.RESULT_FILE))
 #: keys the runner has written since the published trials ran (each None or absent in those records)
 KEYS_SINCE_PUBLISHED = {"timing_version", "torch_threads", "precision", "tf32", "compiled", "median_step_time_s", "cpu_time_s", "cpu_share",
-                        "other_cores", "contended"}
+                        "other_cores", "contended", "workload_definition"}
 
 
 def migrate_script():

@@ -315,6 +315,30 @@ def test_a_changed_submission_is_rerun_not_reused(tmp_path, data_dir, capsys):
     assert "timing version 1" in stale_reason(dataclasses.replace(rerun, timing_version=None), spec, submission)
 
 
+def test_a_trial_measured_against_another_target_or_workload_is_rerun(tmp_path, data_dir, monkeypatch, capsys):
+    """A committed target (calibrate writes one), a new step_hint or a changed workload definition (its
+    `version`) makes a finished trial stale; a record from before a field was recorded is not judged on it."""
+    from harness.core import registry, targets
+
+    monkeypatch.setenv("TIMETRIAL_TARGETS_DIR", str(tmp_path / "targets"))
+    spec = TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=3)
+    first = run_trial(spec, tmp_path / "results", data_dir=data_dir)
+    assert first.workload_definition and run_trial(spec, tmp_path / "results", data_dir=data_dir).skipped
+    step_hint = registry.workload_class("logreg_wine").sizes["tiny"].step_hint
+    targets.write_entry("tiny", "logreg_wine", {"target_value": first.target_value / 2, "step_hint": step_hint})
+    retargeted = run_trial(spec, tmp_path / "results", data_dir=data_dir)
+    assert not retargeted.skipped and retargeted.target_value == first.target_value / 2
+    assert "target_value changed" in capsys.readouterr().err
+    submission = load_submission("adamw")
+    assert stale_reason(retargeted, spec, submission) is None
+    assert "step_hint changed" in stale_reason(dataclasses.replace(retargeted, step_hint=step_hint + 1), spec,
+                                               submission)
+    monkeypatch.setattr(registry.workload_class("logreg_wine"), "version", "a changed model")
+    assert "workload_definition changed" in stale_reason(retargeted, spec, submission)
+    old_record = dataclasses.replace(retargeted, workload_definition=None)
+    assert stale_reason(old_record, spec, submission) is None
+
+
 def test_the_source_hash_covers_the_shared_modules_a_submission_imports(tmp_path, monkeypatch):
     """An edit to shared code a submission imports (through another shared module, or from inside a
     function) changes its source hash, so its trials go stale; an edit to a module it does not import, or

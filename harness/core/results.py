@@ -125,6 +125,7 @@ class TrialRecord:
     target_value: float | None = _part("workload")
     budget_s: float | None = _part("workload")         # None for a step-based trial: no time budget
     step_hint: int | None = _part("workload")
+    workload_definition: str | None = None            # runner.workload_definition; None: recorded before it
     reference_step_time_s: float | None = None        # this machine's (presets with a measured budget)
     reference_step_time: dict[str, Any] | None = None
     # training (runner._train)

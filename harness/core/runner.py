@@ -334,6 +334,14 @@ def stale_reason(record: results.TrialRecord, spec: TrialSpec, submission: Submi
     timed = record.timing_version or 1  # records without the field were timed under version 1
     if timed != TIMING_VERSION:
         return f"it was timed under the runner's timing version {timed}, now {TIMING_VERSION}"
+    # what the trial was measured against: a committed target (calibrate writes them) or a new step_hint
+    # answers another question; records from before a field was recorded are not judged on it
+    workload = registry.make_workload(spec.workload, spec.preset, framework=spec.framework)  # loads no data
+    for field, now in (("target_value", workload.target_value), ("step_hint", workload.step_hint),
+                       ("workload_definition", workload_definition(workload))):
+        recorded = getattr(record, field)
+        if recorded is not None and recorded != now:
+            return f"its {field} changed since ({recorded} -> {now})"
     return None
 
 
@@ -432,6 +440,7 @@ def workload_info(workload: Workload, spec: TrialSpec) -> dict[str, Any]:
         "target_value": workload.target_value,
         "budget_s": None if spec.step_based else workload.size.max_runtime_s * spec.budget_multiplier,
         "step_hint": workload.step_hint,
+        "workload_definition": workload_definition(workload),
     }
 
 
