@@ -11,12 +11,14 @@ Finished trials are skipped, so an interrupted run resumes where it stopped. A b
 was made under: its machines' reference step times live in `<results-dir>/machines/`, committed with it,
 and where that folder lacks one it is taken from what the board's finished trials recorded, so a resumed
 board's new rows run under its old rows' budgets on the same machine (another machine measures its own).
+A tree with several machines' trials also gets the board that merges them in reference steps, listed first.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import datetime
 import json
 import os
@@ -60,6 +62,15 @@ def keep_board_budgets(results_dir: Path) -> None:
                   f"{adopted.step_time_s:.4g} s (measured {adopted.measured_at})")
 
 
+def board_views(results_dir: Path, preset: str, options: leaderboard.Options) -> list[leaderboard.Board]:
+    """One board per machine in seconds; where the tree holds several machines' trials (a board resumed on
+    another machine), first the board that merges them in reference steps, where their trials add up."""
+    boards = leaderboard.build(results_dir, preset, "self", options)
+    if len({board.fingerprint for board in boards}) > 1:
+        boards = leaderboard.build(results_dir, preset, "self", dataclasses.replace(options, normalized=True)) + boards
+    return boards
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = available_submissions() if args.submissions == "all" else args.submissions.split(",")
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     # trials finished by an earlier (or a parallel) invocation are skipped here but keep their own time
     trial_time = sum(record.wall_time_s or 0.0 for record in records)
     options = leaderboard.Options(reference=args.reference)
-    boards = leaderboard.build(args.results_dir, args.preset, "self", options)
+    boards = board_views(Path(args.results_dir), args.preset, options)
     paths = report.write(boards, args.results_dir, options)
     # the machine the trials ran on, as they recorded it: the preset sets their torch threads, so this
     # process (torch's default threads) has another fingerprint than its own trials

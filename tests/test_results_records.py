@@ -16,7 +16,9 @@ from harness.study import leaderboard
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = sorted((REPO / "results" / "trials").rglob(results.RESULT_FILE))
-#: keys the runner has written since the published trials ran (each None or absent in those records)
+#: a record as published before the fields below existed (a claims trial of 2026-12-01, since rerun)
+OLD_RECORD = REPO / "tests" / "fixtures" / "old_record" / results.RESULT_FILE
+#: keys the runner has written since OLD_RECORD ran (each None or absent in such records)
 KEYS_SINCE_PUBLISHED = {"timing_version", "torch_threads", "precision", "tf32", "compiled", "median_step_time_s", "cpu_time_s", "cpu_share",
                         "other_cores", "contended", "workload_definition"}
 
@@ -80,7 +82,7 @@ def test_every_published_record_reads_and_writes_back_unchanged():
 
 
 def test_a_fresh_trial_writes_the_keys_the_published_records_have(tmp_path, data_dir):
-    published = set(json.loads(PUBLISHED[0].read_text()))
+    published = set(json.loads(OLD_RECORD.read_text()))
     spec = TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=3, ruleset="self", study=1)
     record = run_trial(spec, tmp_path, data_dir=data_dir, device="cpu")
     written = json.loads((spec.trial_dir(tmp_path) / results.RESULT_FILE).read_text())
@@ -111,7 +113,7 @@ def test_a_record_round_trips_and_keeps_what_it_does_not_know(tmp_path):
 
 
 def test_an_old_record_takes_defaults_for_missing_keys_and_keeps_unknown_ones(tmp_path):
-    old = json.loads(PUBLISHED[0].read_text())
+    old = json.loads(OLD_RECORD.read_text())
     del old["resumed_from_steps"], old["final_metrics"]
     old["written_by"] = {"a": "newer runner"}
     record = TrialRecord.from_json(old)
@@ -122,7 +124,7 @@ def test_an_old_record_takes_defaults_for_missing_keys_and_keeps_unknown_ones(tm
 
 def test_a_file_that_is_no_record_counts_as_not_run(tmp_path):
     spec = TrialSpec("logreg_wine", "adamw")
-    good = json.loads(PUBLISHED[0].read_text())
+    good = json.loads(OLD_RECORD.read_text())
     for broken, match in (({**good, "status": "finished"}, "'finished' is not a valid TrialStatus"),
                           ({k: v for k, v in good.items() if k != "workload"}, "workload"), ([good], "a JSON list")):
         results.atomic_write_json(spec.trial_dir(tmp_path) / results.RESULT_FILE, broken)

@@ -284,7 +284,7 @@ def test_describe_shows_what_a_person_needs(capsys, data_dir, targets_dir):
         assert expected in out, (expected, out)
 
 
-def test_normalized_time_agrees_across_a_faked_slower_clock(monkeypatch, tmp_path, data_dir):
+def test_normalized_time_agrees_across_a_faked_slower_clock(monkeypatch, tmp_path, data_dir, publish_script):
     """The same trial on a machine whose clock runs 3x slower (its reference step measured on that clock
     too): seconds differ 3x, time in reference steps agrees, and a normalized board merges both machines.
     The clocks tick a fixed amount per reading, not with the wall: the runner reads its clock the same
@@ -295,7 +295,9 @@ def test_normalized_time_agrees_across_a_faked_slower_clock(monkeypatch, tmp_pat
 
     from harness.study import leaderboard
 
-    spec = TrialSpec("logreg_wine", "adamw", preset="cpu", eval_period_steps=100, eval_period_s=1e9)
+    # ruleset self, study 1: a row of the published board (scripts/publish_leaderboard.py), checked at the end
+    spec = TrialSpec("logreg_wine", "adamw", preset="cpu", eval_period_steps=100, eval_period_s=1e9,
+                     ruleset="self", study=1)
     records = {}
     for fingerprint, factor in (("onexclock", 1.0), ("threexclock", 3.0)):
         fake_hardware(monkeypatch, fingerprint, f"machine {fingerprint}")
@@ -314,3 +316,6 @@ def test_normalized_time_agrees_across_a_faked_slower_clock(monkeypatch, tmp_pat
     expected = min(fast.time_to_target_reference_steps, slow.time_to_target_reference_steps)
     assert merged[0].times.loc["adamw", "logreg_wine"] == pytest.approx(expected)
     assert "logreg_wine [ref steps]" in merged[0].table.columns
+    published = publish_script.board_views(tmp_path / "merged", "cpu", leaderboard.Options())
+    assert [board.normalized for board in published] == [True, False, False]  # a board resumed elsewhere
+    assert publish_script.board_views(tmp_path / "onexclock", "cpu", leaderboard.Options())[0].normalized is False
