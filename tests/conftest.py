@@ -20,17 +20,25 @@ def machine_cache(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def publish_script():
-    """scripts/publish_leaderboard.py as a module (scripts/ is not a package)."""
+@pytest.fixture(scope="session")
+def load_script():
+    """`load_script("publish_leaderboard")`: a file of scripts/ as a module (scripts/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "publish_leaderboard.py"
-    module_spec = importlib.util.spec_from_file_location("publish_leaderboard", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture
+def publish_script(load_script):
+    return load_script("publish_leaderboard")
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ baseline's files (.py or .json, a comment too) changes its hash, and `timetrial 
 those trials), and no target is met early. The fastest rerun of each calibration is run again: end to end,
 to the target, for gpt2 and resnet (issue 13 asks for gpt2 and an image workload), and for its first
 evaluations elsewhere. Either way it must retrace the curve its ledger line recorded: to REPLAY_RTOL on the
-CPU kind that ran the line, within the reruns' own spread on another (see REPLAY_RTOL). A partial replay is a fair check because the schedules follow
-step_hint, not max_steps: a truncated rerun walks the same trajectory, and the ledger holds the rest."""
+CPU kind that ran the line, within the reruns' own spread on another (see REPLAY_RTOL). A partial replay is
+a fair check because the schedules follow step_hint, not max_steps: a truncated rerun walks the same
+trajectory, and the ledger holds the rest."""
 import dataclasses
 import json
 import os

@@ -3,7 +3,6 @@ trial) and a typed status; on disk they keep the keys result.json has always had
 before the placement fields are migrated once by scripts/migrate_results.py (keys and folders unchanged)."""
 
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
 
@@ -21,13 +20,6 @@ OLD_RECORD = REPO / "tests" / "fixtures" / "old_record" / results.RESULT_FILE
 #: keys the runner has written since OLD_RECORD ran (each None or absent in such records)
 KEYS_SINCE_PUBLISHED = {"timing_version", "torch_threads", "precision", "tf32", "compiled", "median_step_time_s", "cpu_time_s", "cpu_share",
                         "other_cores", "contended", "workload_definition"}
-
-
-def migrate_script():
-    spec = importlib.util.spec_from_file_location("migrate_results", REPO / "scripts" / "migrate_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_placement_is_typed_and_hashed_as_the_tag_it_replaces():
@@ -51,7 +43,7 @@ def test_a_record_holds_placement_fields_and_status_values(tmp_path, data_dir):
     assert leaderboard.with_study_columns(results.load_results(tmp_path))["study"].tolist() == [2]
 
 
-def test_migration_adds_placement_once_and_readers_refuse_unmigrated_trees(tmp_path, data_dir):
+def test_migration_adds_placement_once_and_readers_refuse_unmigrated_trees(tmp_path, data_dir, load_script):
     spec = TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=3, ruleset="external", study=1, trial=4)
     run_trial(spec, tmp_path, data_dir=data_dir, device="cpu")
     file = spec.trial_dir(tmp_path) / results.RESULT_FILE
@@ -63,7 +55,7 @@ def test_migration_adds_placement_once_and_readers_refuse_unmigrated_trees(tmp_p
     results.atomic_write_json(file, legacy)
     with pytest.raises(ValueError, match="scripts/migrate_results.py"):
         results.load_results(tmp_path)
-    module = migrate_script()
+    module = load_script("migrate_results")
     assert module.migrate(tmp_path, check=True) == (1, 0) and "ruleset" not in json.loads(file.read_text())
     assert module.migrate(tmp_path) == (1, 0)
     assert module.migrate(tmp_path) == (0, 1)

@@ -1,6 +1,5 @@
 """GPT and DLRM workloads: models, presets, data formats and preparation (docs/workloads_text_rec.md)."""
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -270,11 +269,8 @@ def test_missing_criteo_arrays_name_the_prepare_command(tmp_path):
 # ---- scripts/prepare_data.py -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def prepare_script():
-    spec = importlib.util.spec_from_file_location("prepare_data", REPO / "scripts" / "prepare_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def prepare_script(load_script):
+    return load_script("prepare_data")
 
 
 def test_prepare_data_lists_datasets_and_rejects_unknown_ones(prepare_script):
