@@ -4,6 +4,8 @@ before the placement fields are migrated once by scripts/migrate_results.py (key
 
 import dataclasses
 import json
+import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,29 @@ def test_a_tree_kept_inside_another_is_read_as_its_own(tmp_path):
     assert results.result_files(tmp_path) == [outer.trial_dir(tmp_path) / results.RESULT_FILE]
     assert results.load_results(tmp_path)["workload"].tolist() == [published["workload"]]
     assert results.load_results(tmp_path / "deep-cpu")["workload"].tolist() == ["gpt2"]
+
+
+def _prepare_in_turn(folder: str) -> None:
+    """One concurrent first trial: prepares `folder` unless another has; each preparation is logged."""
+    folder = Path(folder)
+    done = folder / "done"
+
+    def prepare() -> None:
+        with open(folder / "log", "a") as log:
+            log.write("prepared\n")
+        time.sleep(0.3)  # long enough that the other processes arrive while it runs
+        done.touch()
+
+    results.prepare_once(folder / ".lock", done.exists, prepare)
+    assert done.exists()  # nobody returns before the data is there
+
+
+def test_concurrent_first_trials_prepare_data_once(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_prepare_in_turn, args=(str(tmp_path),)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0, 0, 0]
+    assert (tmp_path / "log").read_text() == "prepared\n"

@@ -2,7 +2,7 @@
 
 AlgoPerf keeps targets fixed and moves only the budget between hardware (its A100 migration recomputed
 each budget from step_hint x the measured step time). timetrial does the same per hardware
-fingerprint (processor, torch threads, GPU):
+fingerprint (processor model and kind, torch threads, GPU):
 
     budget (s) = step_hint x reference step time x BUDGET_FACTOR
 

@@ -248,6 +248,16 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         yield
 
 
+def prepare_once(lock: Path, is_prepared: Callable[[], bool], prepare: Callable[[], None]) -> None:
+    """Run `prepare` unless `is_prepared()`: under `exclusive_lock(lock)`, checked again inside it, so of
+    concurrent first trials one prepares and the others wait and find the data done."""
+    if is_prepared():
+        return
+    with exclusive_lock(lock):
+        if not is_prepared():
+            prepare()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text))
 

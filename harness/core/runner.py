@@ -422,7 +422,7 @@ def reference_step_time(workload: Workload, data_dir: str | None, device: torch.
         workload=workload.name, preset=workload.preset, step_time_s=record.median_step_time_s,
         definition=definition, reference=machine.REFERENCE_SUBMISSION, hyperparameters=point,
         steps=steps, contended=record.contended, cpu_share=record.cpu_share,
-        measured_at=machine.now_iso(), hardware={k: info[k] for k in ("label", "cpu", "torch_threads", "gpu")})
+        measured_at=machine.now_iso(), hardware={k: info[k] for k in ("label", "cpu", "cpu_kind", "torch_threads", "gpu")})
     if measured.contended:
         warnings.warn(f"the reference step time of {workload.name} ({workload.preset}) was measured on a shared "
                       "machine, so this machine's budget is too generous; `timetrial calibrate-speed` remeasures it")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.core.precision import fp32_loss_input
-from harness.core.results import atomic_write_json, exclusive_lock
+from harness.core.results import atomic_write_json, prepare_once
 from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.dlrm import data
 from workloads.dlrm.model import DLRM, DLRMConfig
@@ -135,10 +135,9 @@ class DLRMSmall(Workload):
 
     def prepare_data(self) -> None:
         folder, dataset = self.dataset_folder, self.options["dataset"]
-        if dataset in data.SYNTHETIC and not data.synthetic_is_current(dataset, folder):
-            with exclusive_lock(folder.parent / f".{dataset}.lock"):  # concurrent first trials take turns
-                if not data.synthetic_is_current(dataset, folder):
-                    data.prepare_synthetic(dataset, folder)
+        if dataset in data.SYNTHETIC:
+            prepare_once(folder.parent / f".{dataset}.lock", lambda: data.synthetic_is_current(dataset, folder),
+                         lambda: data.prepare_synthetic(dataset, folder))
         arrays = data.load_arrays(folder, dataset)
         self.train_rows = len(arrays["train"]["label"])
         #: a split too large for memory (Criteo 1TB) stays memory-mapped and is read chunk by chunk

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.core import flops
-from harness.core.results import atomic_write_json, exclusive_lock
+from harness.core.results import atomic_write_json, prepare_once
 from harness.core.spec import ExampleCounts, ForwardPassMode, LossType, PresetSize, Workload
 from workloads.feeding import to_device
 from workloads.gpt import data
@@ -98,10 +98,9 @@ class GPTLanguageModel(Workload):
 
     def prepare_data(self) -> None:
         folder = self.dataset_folder
-        if self.dataset == "shakespeare_char" and not data.is_prepared(folder):
-            with exclusive_lock(folder.parent / f".{self.dataset}.lock"):  # concurrent first trials take turns
-                if not data.is_prepared(folder):
-                    data.prepare_shakespeare_char(folder)
+        if self.dataset == "shakespeare_char":
+            prepare_once(folder.parent / f".{self.dataset}.lock", lambda: data.is_prepared(folder),
+                         lambda: data.prepare_shakespeare_char(folder))
         meta = data.load_meta(folder, self.dataset)
         self.vocab_size = meta["vocab_size"]
         self.tokens = {split: self._load_split(folder / f"{split}.bin") for split in data.SPLITS}
