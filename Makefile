@@ -33,7 +33,7 @@ run: install
 PYTEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 test: install slurm-up
-	MKL_CBWR=COMPATIBLE WANDB_MODE=disabled $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL)
+	MKL_CBWR=COMPATIBLE WANDB_MODE=disabled $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) --durations=15
 
 slurm-up:
 	scripts/slurm_localhost.sh up

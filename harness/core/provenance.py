@@ -44,9 +44,8 @@ def cpu_model() -> str:
 @functools.cache
 def cpu_kind() -> str:
     """The processor's generation and the vector unit torch's kernels use, e.g. "family 25 model 1 stepping 1
-    AVX2". A VM's model name can hide the chip ("AMD EPYC" on both a Zen 3 and a faster AMD VM here, whose
-    step times differed 13-26% and whose trials diverged from each other's by 0.2-1%), so the fingerprint
-    needs these too."""
+    AVX2". A VM's model name can hide the chip: two VMs both called "AMD EPYC" ran the same step-based
+    trials to metrics 0.2-1.1% apart (other kernels), so the fingerprint needs these too."""
     fields = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
