@@ -31,10 +31,10 @@ REPLAYED_EVALS = 2
 MIN_SHARE_OF_STEP_HINT = 0.6
 #: How far a replay on the CPU kind that ran its ledger line may drift from it (another process; bitwise on
 #: the VMs seen so far). Lines recorded before the fingerprint held the processor's family, model and vector
-#: unit match no machine now: two VMs both named "AMD EPYC" drifted 0.2-1.1% apart. On another CPU kind the kernels round differently (an Intel Xeon replaying AMD EPYC
-#: lines drifted 0.3-0.5% on gpt2 and dlrm_small, 17% on resnet's steep first evaluation), so there a replay's
-#: drift, summed over its evaluations, must stay within the spread (max - min) of the point's own reruns: another
-#: machine perturbs a trial no more than another seed does, which is what a median-of-reruns target absorbs.
+#: unit match no machine now: two VMs both named "AMD EPYC" drifted 0.2-1.1% apart. On another CPU kind the
+#: kernels round differently (an Intel Xeon replaying AMD EPYC lines drifted 0.3-0.5% on gpt2 and dlrm_small,
+#: 17% on resnet's steep first evaluation), so there a replay's drift, summed over its evaluations, must stay
+#: within the spread (max - min) of the point's own reruns: another machine perturbs a trial no more than another seed does, which is what a median-of-reruns target absorbs.
 REPLAY_RTOL = 2e-3
 
 REPLAY = """

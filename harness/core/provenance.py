@@ -31,14 +31,20 @@ def git_commit() -> str:
 
 
 @functools.cache
-def cpu_model() -> str:
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo; empty off Linux."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            name, _, value = line.partition(":")
+            fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return fields
+
+
+def cpu_model() -> str:
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 @functools.cache
@@ -46,17 +52,10 @@ def cpu_kind() -> str:
     """The processor's generation and the vector unit torch's kernels use, e.g. "family 25 model 1 stepping 1
     AVX2". A VM's model name can hide the chip: two VMs both called "AMD EPYC" ran the same step-based
     trials to metrics 0.2-1.1% apart (other kernels), so the fingerprint needs these too."""
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() in ("cpu family", "model", "stepping") and name.strip() not in fields:
-                fields[name.strip()] = value.strip()
-    except OSError:
-        pass
-    generation = " ".join(f"{name.split()[-1]} {fields[name]}" for name in ("cpu family", "model", "stepping")
-                          if name in fields)
-    return " ".join(filter(None, [generation, torch.backends.cpu.get_cpu_capability()]))
+    fields = _cpuinfo()
+    generation = [f"{label} {fields[name]}" for name, label in
+                  (("cpu family", "family"), ("model", "model"), ("stepping", "stepping")) if name in fields]
+    return " ".join(generation + [torch.backends.cpu.get_cpu_capability()])
 
 
 def gpu_model(device: torch.device) -> str | None:
