@@ -39,12 +39,14 @@ def fake_hardware(monkeypatch, fingerprint: str, label: str):
     monkeypatch.setattr(provenance, "hardware", other)  # what result.json records
 
 
-def store_step_time(workload_name: str, preset: str, fingerprint: str, step_time_s: float) -> None:
+def store_step_time(workload_name: str, preset: str, fingerprint: str, step_time_s: float,
+                    probe_s: float | None = None) -> None:
     workload = make_workload(workload_name, preset)
     machine.store_step_time(fingerprint, machine.StepTime(
         workload=workload_name, preset=preset, step_time_s=step_time_s,
         definition=runner.reference_definition(workload, {}), reference="nadamw", hyperparameters={}, steps=20,
-        contended=False, cpu_share=1.0, measured_at=machine.now_iso(), hardware={"label": fingerprint}))
+        contended=False, cpu_share=1.0, measured_at=machine.now_iso(), hardware={"label": fingerprint},
+        probe_s=probe_s))
 
 
 def test_an_entry_sets_the_target_of_its_preset_only(targets_dir):
@@ -99,6 +101,8 @@ def test_an_unseen_machine_measures_its_step_time_once(monkeypatch, tmp_path, da
     # at least MIN_MEASURED_S of steady-state steps, capped at step_hint
     assert cached[0].steps * cached[0].step_time_s >= 0.5 * machine.MIN_MEASURED_S or cached[0].steps == 5000
     assert first.reference_step_time_s == cached[0].step_time_s
+    # the clock probe kept beside it, and the trial's own against it (real timings: only their presence)
+    assert cached[0].probe_s > 0 and first.clock_probe_s > 0 and first.clock_ratio > 0
     second = run_trial(spec, tmp_path / "b", data_dir=data_dir, device="cpu")
     assert second.reference_step_time["measured_at"] == cached[0].measured_at  # reused, not remeasured
     # a JAX trial's budget comes from the same PyTorch NAdamW measurement (once it was keyed by the JAX class,
@@ -107,6 +111,49 @@ def test_an_unseen_machine_measures_its_step_time_once(monkeypatch, tmp_path, da
     jax_trial = run_trial(jax_spec, tmp_path / "c", data_dir=data_dir, device="cpu")
     assert jax_trial.framework == "jax" and jax_trial.reference_step_time["measured_at"] == cached[0].measured_at
     assert jax_trial.budget_s == first.budget_s and len(machine.all_step_times("unseenmachine")) == 1
+
+
+def test_a_machine_that_runs_at_another_speed_than_its_budget_marks_the_trial(monkeypatch, tmp_path, data_dir, capfd):
+    """The fingerprint is the same, the speed is not (a VM on a busier host): the clock probe, faked here, takes
+    twice the time it took beside the reference step time, so the trial is marked contended and says why; a probe
+    within MAX_CLOCK_RATIO is not a mark, and a reference measured before probes were kept gives no ratio."""
+    fake_hardware(monkeypatch, "driftmachine", "drift machine")
+    spec = TrialSpec("logreg_wine", "adamw", preset="cpu", max_steps=30)
+    store_step_time("logreg_wine", "cpu", "driftmachine", 1e-3, probe_s=1e-3)
+    for probe_s, ratio, moved in ((2e-3, 2.0, True), (1.1e-3, 1.1, False), (0.5e-3, 0.5, True)):
+        monkeypatch.setattr(contention, "clock_probe_s", lambda: probe_s)
+        record = run_trial(spec, tmp_path / str(probe_s), data_dir=data_dir, device="cpu")
+        assert (record.clock_probe_s, record.clock_ratio) == (probe_s, ratio)
+        assert (record.contended is True) == moved, record
+        assert ("marked contended" in capfd.readouterr().err) == moved
+    store_step_time("logreg_wine", "cpu", "driftmachine", 1e-3)  # an older cache entry: no probe kept
+    record = run_trial(spec, tmp_path / "before-probes", data_dir=data_dir, device="cpu")
+    assert record.clock_probe_s == 0.5e-3 and record.clock_ratio is None and record.contended is not True
+    tiny = run_trial(dataclasses.replace(spec, preset="tiny"), tmp_path / "tiny", data_dir=data_dir, device="cpu")
+    assert tiny.clock_probe_s is None and "clock_probe_s" not in tiny.to_json()  # no measured budget, no probe
+
+
+def test_calibrate_speed_remeasures_and_prints_the_budget_and_the_probe(monkeypatch, capsys, data_dir):
+    fake_hardware(monkeypatch, "calibratedmachine", "calibrated machine")
+    store_step_time("logreg_wine", "cpu", "calibratedmachine", 9.0)  # an absurd cache entry, replaced
+    monkeypatch.setattr(contention, "clock_probe_s", lambda: 2.5e-3)
+    assert main(["calibrate-speed", "preset=cpu", "speed.workloads=[logreg_wine]", f"data_dir={data_dir}",
+                 "device=cpu"]) == 0
+    (measured,) = machine.all_step_times("calibratedmachine")
+    assert measured.step_time_s < 1.0 and measured.probe_s == 2.5e-3
+    header, row = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert "probe (ms)" in header and row.split()[:2] == ["logreg_wine", f"{measured.step_time_s:.4g}"]
+    assert f"{measured.budget_s(5000):.1f}" in row and "2.500" in row
+
+
+def test_the_clock_probe_takes_its_readings_apart_in_counted_time(monkeypatch):
+    monkeypatch.setattr(contention, "clock_probe_s", iter([1.0, 2.0, 3.0, 4.0]).__next__)
+    probe = contention.ClockProbe(reference_s=2.0)
+    for counted_s in (0.0, 1.0, contention.PROBE_PERIOD_S - 0.1, contention.PROBE_PERIOD_S + 0.5):
+        probe.take(counted_s)
+    probe.take(contention.PROBE_PERIOD_S + 0.6, due_only=False)  # the trial's end
+    assert probe.readings == [1.0, 2.0, 3.0] and probe.median_s() == 2.0 and probe.ratio() == 1.0
+    assert not probe.moved() and contention.ClockProbe(reference_s=None).ratio() is None
 
 
 def test_a_resumed_board_keeps_the_budgets_its_trials_recorded(monkeypatch, tmp_path, data_dir, publish_script):

@@ -259,13 +259,13 @@ def cmd_calibrate_speed(positionals, cfg, hyperparameters) -> int:
     timetrial calibrate-speed [preset=cpu] [speed.workloads=[gpt2,resnet]]
     """
     device = resolve_device(cfg.device)
-    print(f"{'workload':24s} {'step (s)':>9s} {'step_hint':>9s} {'budget (s)':>10s}  clock")
+    print(f"{'workload':24s} {'step (s)':>9s} {'step_hint':>9s} {'budget (s)':>10s} {'probe (ms)':>10s}  clock")
     for name in sweep.suite(cfg.speed.workloads, cfg.preset, cfg.data_dir, cfg.suites):
         workload = make_workload(name, cfg.preset, cfg.data_dir, str(device))
         measured = reference_step_time(workload, cfg.data_dir, device, remeasure=True)
         clock = {True: "CONTENDED", False: "own cores", None: "too short to judge"}[measured.contended]
         print(f"{name:24s} {measured.step_time_s:9.4g} {workload.step_hint:9d} "
-              f"{measured.budget_s(workload.step_hint):10.1f}  {clock}")
+              f"{measured.budget_s(workload.step_hint):10.1f} {measured.probe_s * 1e3:10.3f}  {clock}")
     return 0
 
 

@@ -204,7 +204,8 @@ def note(board: Board, options: Options) -> str:
             "submission's (a miss counts as the budget); times: median over studies of the fastest trial "
             "reaching the validation target, 'miss' = none within budget, 'not run' = no trial on that "
             "workload (scored as a miss; not_run counts them among the scored workloads); contended: trials whose "
-            "clock was shared with other work (leaderboard.exclude_contended=true leaves them out)"
+            "clock was shared with other work or ran at another speed than their budget's measurement "
+            "(leaderboard.exclude_contended=true leaves them out)"
 )
 
 

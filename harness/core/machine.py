@@ -52,6 +52,9 @@ class StepTime:
     cpu_share: float | None
     measured_at: str
     hardware: Mapping[str, Any]
+    #: the machine's speed beside the measurement (harness/core/contention.py's clock probe, median);
+    #: None: measured before probes were kept
+    probe_s: float | None = None
 
     def budget_s(self, step_hint: int) -> float:
         return round(step_hint * self.step_time_s * BUDGET_FACTOR, 1)

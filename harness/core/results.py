@@ -145,6 +145,10 @@ class TrialRecord:
     cpu_share: float | None = _part("clock")
     other_cores: float | None = _part("clock")
     contended: bool | None = _part("clock")
+    # CPU trials with a measured budget: the median clock probe at its evaluations and its ratio to the one kept
+    # with the reference step time (harness/core/contention.py); absent where no probe was taken
+    clock_probe_s: float | None = None
+    clock_ratio: float | None = None
     time_to_target_reference_steps: float | None = None  # time_to_target_s / reference_step_time_s
     # the workload's precision policy as applied (harness/core/precision.py)
     precision: str | None = None

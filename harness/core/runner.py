@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.core import checkpoint, distributed, machine, precision, prng, registry, results
-from harness.core.contention import CpuMeter, assess
+from harness.core import checkpoint, contention, distributed, machine, precision, prng, registry, results
+from harness.core.contention import ClockProbe, CpuMeter, assess
 from harness.core.loggers import NullLogger
 from harness.core.presets import apply_threads, preset_policy
 from harness.core.provenance import hardware, provenance
@@ -272,9 +272,16 @@ def run_trial(
                      {"hyperparameters": hyperparameters, "spec": record.spec, "provenance": record.provenance})
         # AlgoPerf hands a submission without hyperparameters (self-tuning) None
         passed = None if not hyperparameters and submission.api == "algoperf" else Hyperparameters(hyperparameters)
+        # a CPU trial timed against this machine's reference step time checks that the machine still runs at its speed
+        probe = (ClockProbe(record.reference_step_time.get("probe_s"))
+                 if record.reference_step_time and torch_device.type == "cpu" else None)
         record = dataclasses.replace(record, **_train(spec, submission, workload, passed, trial_dir,
                                                       Clock(workload.synchronize, world.slowest(clock_fn)), logger,
-                                                      progress and world.writes, world, checkpoint_every_evals))
+                                                      progress and world.writes, world, checkpoint_every_evals, probe))
+        if probe is not None and probe.moved():
+            print(f"{spec.workload}/{spec.submission_label()}: marked contended: this machine ran its clock probe at "
+                  f"{record.clock_ratio:.2f}x the time it took beside the reference step time, so the budget no longer "
+                  f"fits it (`timetrial calibrate-speed` remeasures)", file=sys.stderr, flush=True)
         if record.reference_step_time_s and record.time_to_target_s is not None:
             record.time_to_target_reference_steps = record.time_to_target_s / record.reference_step_time_s
     except UnsupportedWorkloadError as err:
@@ -422,7 +429,8 @@ def reference_step_time(workload: Workload, data_dir: str | None, device: torch.
         workload=workload.name, preset=workload.preset, step_time_s=record.median_step_time_s,
         definition=definition, reference=machine.REFERENCE_SUBMISSION, hyperparameters=point,
         steps=steps, contended=record.contended, cpu_share=record.cpu_share,
-        measured_at=machine.now_iso(), hardware={k: info[k] for k in ("label", "cpu", "cpu_kind", "torch_threads", "gpu")})
+        measured_at=machine.now_iso(), hardware={k: info[k] for k in ("label", "cpu", "cpu_kind", "torch_threads", "gpu")},
+        probe_s=statistics.median(contention.clock_probe_s() for _ in range(contention.REFERENCE_PROBES)))
     if measured.contended:
         warnings.warn(f"the reference step time of {workload.name} ({workload.preset}) was measured on a shared "
                       "machine, so this machine's budget is too generous; `timetrial calibrate-speed` remeasures it")
@@ -462,8 +470,10 @@ class TrainState:
 
 def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperparameters: Hyperparameters | None,
            trial_dir: Path, clock: Clock, logger, progress: bool, world: distributed.World,
-           checkpoint_every_evals: int = 0) -> dict[str, Any]:
-    """Train to the end of the budget (or the target); returns the TrialRecord fields of the outcome."""
+           checkpoint_every_evals: int = 0, probe: ClockProbe | None = None) -> dict[str, Any]:
+    """Train to the end of the budget (or the target); returns the TrialRecord fields of the outcome. With a
+    `probe` the machine's speed is probed off the clock at evaluations PROBE_PERIOD_S apart and at the end
+    (harness/core/contention.py)."""
     seed_everything(spec.seed)
     with world.rank0_first():  # rank 0 prepares missing data files (a cache); the others then load them
         workload.prepare_data()
@@ -545,6 +555,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         metrics = world.from_rank0(lambda: {k: float(v) for k, v in
                                             workload.eval_model(distributed.unwrap(model), model_state).items()})
         state.eval_time_s += clock.now() - eval_start
+        if probe is not None:
+            probe.take(state.submission_time_s)
         state.evals += 1
         state.last_eval_submission_time_s, state.last_eval_step = state.submission_time_s, state.step
         state.final_metrics = metrics
@@ -638,6 +650,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
             bar.close()
     if status == TrialStatus.BUDGET and state.time_to_target_s is not None:
         status = TrialStatus.REACHED
+    if probe is not None:
+        probe.take(state.submission_time_s, due_only=False)  # the end: a clock that moved late in the trial counts too
     outcome = {} if error is None else {"error": error}
     shared = contention()
     # the first steps allocate and warm caches; the median of the rest is the steady-state step
@@ -661,7 +675,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         "cpu_time_s": shared.cpu_s,
         "cpu_share": shared.cpu_share,
         "other_cores": shared.other_cores,
-        "contended": shared.contended,
+        "contended": True if probe is not None and probe.moved() else shared.contended,
+        **({} if probe is None else {"clock_probe_s": probe.median_s(), "clock_ratio": probe.ratio()}),
     }
 
 

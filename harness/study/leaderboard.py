@@ -33,7 +33,7 @@ class Options:
     reference: str | None = None  # geometric-mean speedup against this submission, when on the board
     n_boot: int = 200
     seed: int = 0
-    exclude_contended: bool = False  # drop trials whose clock was shared (harness/core/contention.py)
+    exclude_contended: bool = False  # drop trials whose clock was shared or moved (harness/core/contention.py)
     #: True: one board over every machine, ranked on time in reference steps (harness/core/machine.py)
     normalized: bool = False
 
