@@ -146,6 +146,38 @@ def test_calibrate_speed_remeasures_and_prints_the_budget_and_the_probe(monkeypa
     assert f"{measured.budget_s(5000):.1f}" in row and "2.500" in row
 
 
+class Preempted(BaseException):
+    """Stands in for SIGKILL: not an Exception, so the runner writes no result and the checkpoint stays."""
+
+
+def test_a_resumed_trial_keeps_the_probes_taken_before_its_checkpoint(monkeypatch, tmp_path, data_dir):
+    """Each clock reading is one second later, so a step costs 1 s of counted time: evals at steps 1, 11, ..., 91
+    (checkpoints at every 2nd), preempted near step 100. Probes read 4 ms before the preemption and 1 ms after it:
+    the resumed trial's median is over the 10 kept readings and its own 4 (at 101, 111, 120 and the end)."""
+    fake_hardware(monkeypatch, "resumedmachine", "resumed machine")
+    store_step_time("logreg_wine", "cpu", "resumedmachine", 1e-3, probe_s=1e-3)
+    spec = TrialSpec("logreg_wine", "adamw", preset="cpu", stop_at_target=False, max_steps=120,
+                     eval_period_steps=10, eval_period_s=1e9, budget_multiplier=1e6)
+
+    def clock(preempt_after=None):
+        readings = iter(range(10**9))
+
+        def read():
+            reading = next(readings)
+            if preempt_after is not None and reading >= preempt_after:
+                raise Preempted
+            return float(reading)
+        return read
+
+    monkeypatch.setattr(contention, "clock_probe_s", lambda: 4e-3)
+    with pytest.raises(Preempted):  # readings: 1 + 1 per step + 3 per eval: 131 is step 100
+        run_trial(spec, tmp_path, data_dir=data_dir, clock_fn=clock(131), checkpoint_every_evals=2)
+    monkeypatch.setattr(contention, "clock_probe_s", lambda: 1e-3)
+    resumed = run_trial(spec, tmp_path, data_dir=data_dir, clock_fn=clock(), checkpoint_every_evals=2)
+    assert resumed.resumed_from_steps == [91] and resumed.steps == 120
+    assert resumed.clock_probe_s == 4e-3 and resumed.clock_ratio == 4.0 and resumed.contended is True
+
+
 def test_the_clock_probe_takes_its_readings_apart_in_counted_time(monkeypatch):
     monkeypatch.setattr(contention, "clock_probe_s", iter([1.0, 2.0, 3.0, 4.0]).__next__)
     probe = contention.ClockProbe(reference_s=2.0)

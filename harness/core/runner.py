@@ -466,6 +466,8 @@ class TrainState:
     final_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     cpu_s: float = 0.0                     # process CPU time over the counted phases (harness/core/contention.py)
     machine_busy_s: float | None = 0.0     # every core's busy time over the same phases
+    clock_probes: list[float] = dataclasses.field(default_factory=list)  # ClockProbe's readings, so a resume keeps them
+    clock_probe_at_s: float | None = None
 
 
 def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperparameters: Hyperparameters | None,
@@ -511,6 +513,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
     input_queue = world.shard(workload.train_batches(batch_size, spec.seed, start_step=state.step))
     bar = _progress_bar(spec, budget) if progress else None
     meter = CpuMeter(cpu_s=state.cpu_s, machine_busy_s=state.machine_busy_s)
+    if probe is not None:
+        probe.readings, probe.last_at_s = list(state.clock_probes), state.clock_probe_at_s
     step_durations: list[float] = []  # this process's steps (a resumed trial's earlier steps are not here)
     threads, cpu_count = torch.get_num_threads(), os.cpu_count() or 1
 
@@ -527,6 +531,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
 
     def save_checkpoint() -> None:
         contention()  # brings the CPU readings into `state`
+        if probe is not None:
+            state.clock_probes, state.clock_probe_at_s = list(probe.readings), probe.last_at_s
         checkpointed_at.append(state.step)
         if not world.writes:  # every rank holds the same state: rank 0's copy is the checkpoint
             return
