@@ -16,7 +16,8 @@ its speed. On one VM kind (b6e5ba5d4586) resnet's reference step took 0.0405 s, 
 on three occasions, each at CPU share ~0.98, so a cached budget was up to 2x off while cpu_share and
 other_cores saw nothing. `clock_probe_s` times a fixed fp32 matmul; the median of probes taken beside the
 reference step time is kept with it (machine.StepTime.probe_s), and a CPU trial timed against it probes
-again at each evaluation (off the clock): `clock_ratio` = the trial's median probe / the reference's. A
+again off the clock (ClockProbe: at evaluations PROBE_PERIOD_S apart and at its end): `clock_ratio` = the
+trial's median probe / the reference's. A
 ratio outside [1/MAX_CLOCK_RATIO, MAX_CLOCK_RATIO] marks the trial contended too.
 """
 
