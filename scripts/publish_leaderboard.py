@@ -63,10 +63,11 @@ def keep_board_budgets(results_dir: Path) -> None:
 
 
 def board_views(results_dir: Path, preset: str, options: leaderboard.Options) -> list[leaderboard.Board]:
-    """One board per machine in seconds; where the tree holds several machines' trials (a board resumed on
-    another machine), first the board that merges them in reference steps, where their trials add up."""
+    """One board per machine (and speed calibration) in seconds; where the tree holds several machines' trials
+    (a board resumed on another machine, or on one calibrated again), first the board that merges them in
+    reference steps, where their trials add up."""
     boards = leaderboard.build(results_dir, preset, "self", options)
-    if len({board.fingerprint for board in boards}) > 1:
+    if len({(board.fingerprint, board.speed_calibration) for board in boards}) > 1:
         boards = leaderboard.build(results_dir, preset, "self", dataclasses.replace(options, normalized=True)) + boards
     return boards
 

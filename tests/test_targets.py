@@ -41,12 +41,14 @@ def fake_hardware(monkeypatch, fingerprint: str, label: str):
 
 def store_step_time(workload_name: str, preset: str, fingerprint: str, step_time_s: float,
                     probe_s: float | None = None) -> None:
+    """A measurement in the machine file's current speed calibration ("" for a new file: as before they were kept)."""
     workload = make_workload(workload_name, preset)
+    calibration = machine._read(fingerprint).get("speed_calibration", "")
     machine.store_step_time(fingerprint, machine.StepTime(
         workload=workload_name, preset=preset, step_time_s=step_time_s,
         definition=runner.reference_definition(workload, {}), reference="nadamw", hyperparameters={}, steps=20,
         contended=False, cpu_share=1.0, measured_at=machine.now_iso(), hardware={"label": fingerprint},
-        probe_s=probe_s))
+        probe_s=probe_s, speed_calibration=calibration))
 
 
 def test_an_entry_sets_the_target_of_its_preset_only(targets_dir):
@@ -141,9 +143,65 @@ def test_calibrate_speed_remeasures_and_prints_the_budget_and_the_probe(monkeypa
                  "device=cpu"]) == 0
     (measured,) = machine.all_step_times("calibratedmachine")
     assert measured.step_time_s < 1.0 and measured.probe_s == 2.5e-3
-    header, row = capsys.readouterr().out.strip().splitlines()[-2:]
+    started, header, row = capsys.readouterr().out.strip().splitlines()[-3:]
     assert "probe (ms)" in header and row.split()[:2] == ["logreg_wine", f"{measured.step_time_s:.4g}"]
     assert f"{measured.budget_s(5000):.1f}" in row and "2.500" in row
+    # it started a speed calibration, and the measurement belongs to it
+    assert measured.speed_calibration and started.startswith(f"speed calibration {measured.speed_calibration} of "
+                                                             "calibratedmachine")
+    assert machine.current_speed_calibration("calibratedmachine") == measured.speed_calibration
+
+
+def test_a_new_speed_calibration_retires_the_earlier_measurements(monkeypatch, tmp_path, data_dir, publish_script):
+    """A fingerprint that came back at another speed is calibrated again: the earlier calibration's measurement is
+    no longer used (the next trial measures under the new one), each trial records its calibration, and the board
+    in seconds splits by calibration while the board in reference steps merges them."""
+    from harness.study import leaderboard
+
+    fake_hardware(monkeypatch, "driftedmachine", "drifted machine")
+    store_step_time("logreg_wine", "cpu", "driftedmachine", 9.0)  # a file from before calibrations were kept
+    spec = TrialSpec("logreg_wine", "adamw", preset="cpu", max_steps=20, ruleset="self", study=1)
+    before = run_trial(spec, tmp_path / "board" / "trials" / "before", data_dir=data_dir, device="cpu")
+    assert before.reference_step_time_s == 9.0 and before.reference_step_time["speed_calibration"] == ""
+    monkeypatch.setattr(machine, "now_iso", lambda: "2030-01-01T00:00:00+00:00")
+    assert machine.start_speed_calibration("driftedmachine") == "2030-01-01T00:00:00+00:00"
+    workload = make_workload("logreg_wine", "cpu")
+    assert machine.cached_step_time("driftedmachine", "logreg_wine", "cpu",
+                                    runner.reference_definition(workload, {})) is None
+    after = run_trial(spec, tmp_path / "board" / "trials" / "after", data_dir=data_dir, device="cpu")
+    assert after.reference_step_time_s < 1.0  # measured again, not the retired 9 s
+    assert after.reference_step_time["speed_calibration"] == "2030-01-01T00:00:00+00:00"
+    boards = leaderboard.build(tmp_path / "board", "cpu", "self")
+    assert [board.speed_calibration for board in boards] == ["", "2030-01-01T00:00:00+00:00"]
+    assert [board.fingerprint for board in boards] == ["driftedmachine"] * 2
+    assert "[driftedmachine, speed calibration 2030-01-01T00:00:00+00:00]" in boards[1].title
+    assert "speed calibration" not in boards[0].title
+    published = publish_script.board_views(tmp_path / "board", "cpu", leaderboard.Options())
+    assert [board.normalized for board in published] == [True, False, False]
+    assert len(published[0].machines) == 2 and published[0].trials.shape[0] == 2
+
+
+def test_a_resumed_board_adopts_only_its_current_speed_calibration(monkeypatch, tmp_path):
+    """Recorded measurements fill a lost machine file from the latest calibration; a file whose calibration
+    started since keeps it, so a publish rerun does not bring back the retired budgets."""
+    workload = make_workload("logreg_wine", "cpu")
+
+    def recorded(calibration: str, measured_at: str, step_time_s: float) -> dict:
+        return dataclasses.asdict(machine.StepTime(
+            workload="logreg_wine", preset="cpu", step_time_s=step_time_s,
+            definition=runner.reference_definition(workload, {}), reference="nadamw", hyperparameters={}, steps=20,
+            contended=False, cpu_share=1.0, measured_at=measured_at, hardware={"label": "x"},
+            speed_calibration=calibration))
+
+    old = recorded("2020-01-01T00:00:00+00:00", "2020-01-02T00:00:00+00:00", 2e-3)
+    new = recorded("2021-01-01T00:00:00+00:00", "2021-01-02T00:00:00+00:00", 1e-3)
+    (adopted,) = machine.adopt_recorded("lostfile", [new, old])
+    assert adopted.step_time_s == 1e-3 and machine.current_speed_calibration("lostfile") == new["speed_calibration"]
+    assert machine.adopt_recorded("lostfile", [old, new]) == []
+    monkeypatch.setattr(machine, "now_iso", lambda: "2022-01-01T00:00:00+00:00")
+    machine.start_speed_calibration("lostfile")
+    assert machine.adopt_recorded("lostfile", [old, new]) == []  # neither is of the current calibration
+    assert machine.cached_step_time("lostfile", "logreg_wine", "cpu", new["definition"]) is None
 
 
 class Preempted(BaseException):

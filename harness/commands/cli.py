@@ -16,6 +16,8 @@ from omegaconf import OmegaConf
 
 from harness.commands import compare, report
 from harness.commands.describe import describe
+from harness.core import machine, provenance
+from harness.core.presets import apply_threads
 from harness.core.registry import UnknownWorkloadError, make_workload, workload_class, workload_classes
 from harness.core.results import TrialRecord
 from harness.core.runner import TrialInterrupted, reference_step_time, resolve_device, run_trial
@@ -259,6 +261,10 @@ def cmd_calibrate_speed(positionals, cfg, hyperparameters) -> int:
     timetrial calibrate-speed [preset=cpu] [speed.workloads=[gpt2,resnet]]
     """
     device = resolve_device(cfg.device)
+    apply_threads(cfg.preset)  # the fingerprint names the preset's thread count
+    fingerprint = provenance.hardware(device)["fingerprint"]
+    print(f"speed calibration {machine.start_speed_calibration(fingerprint)} of {fingerprint} "
+          f"({machine.machine_file(fingerprint)}); the workloads not measured here are measured again on first use")
     print(f"{'workload':24s} {'step (s)':>9s} {'step_hint':>9s} {'budget (s)':>10s} {'probe (ms)':>10s}  clock")
     for name in sweep.suite(cfg.speed.workloads, cfg.preset, cfg.data_dir, cfg.suites):
         workload = make_workload(name, cfg.preset, cfg.data_dir, str(device))

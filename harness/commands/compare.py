@@ -4,8 +4,8 @@ baselines (the reference rows), for `timetrial submit`.
 The reference rows are the baselines at their tuned points from target setting
 (configs/targets/<preset>.yaml `tuned:`; a baseline without one runs its defaults), one study each,
 tagged `tuned/study1`. With `submit.baselines=rerun` they are re-timed on this machine first;
-otherwise the published tree's are used. Trials of one hardware fingerprint are ranked on seconds;
-trials of several on time in reference steps (harness/core/machine.py), and the board says so.
+otherwise the published tree's are used. Trials of one hardware fingerprint (and speed calibration) are
+ranked on seconds; trials of several on time in reference steps (harness/core/machine.py), and the board says so.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from harness.core import registry, targets
+from harness.core.machine import machine_key
 from harness.core.presets import preset_policy
 from harness.core.provenance import hardware
 from harness.core.runner import reference_step_time
@@ -33,7 +34,8 @@ def describe(name: str, preset: str, data_dir: str | None, device: torch.device)
     if preset_policy(preset).measured_budget:
         measured = reference_step_time(workload, data_dir, device)
         clock = {True: ", measured on a SHARED clock", False: "", None: ", run too short to judge contention"}
-        lines.append(f"  machine    {measured.hardware['label']} [{hardware(device)['fingerprint']}]: reference step "
+        where = machine_key(hardware(device)["fingerprint"], measured.speed_calibration)
+        lines.append(f"  machine    {measured.hardware['label']} [{where}]: reference step "
                      f"{measured.step_time_s:.4g} s ({measured.reference}, {measured.measured_at}"
                      f"{clock[measured.contended]}) -> budget {measured.budget_s(workload.step_hint):.1f} s")
     else:

@@ -226,7 +226,8 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def to_csv(boards: list[Board]) -> str:
-    frames = [b.table.reset_index().assign(hardware=b.hardware, fingerprint=b.fingerprint, preset=b.preset,
+    frames = [b.table.reset_index().assign(hardware=b.hardware, fingerprint=b.fingerprint,
+                                           speed_calibration=b.speed_calibration, preset=b.preset,
                                            ruleset=b.ruleset, conditions=b.conditions) for b in boards]
     return pd.concat(frames).to_csv(index=False) if frames else ""
 

@@ -12,6 +12,17 @@ time a workload and preset run on a fingerprint (`harness.core.runner.reference_
 `$TIMETRIAL_MACHINE_DIR/<fingerprint>.json` (default `~/.cache/timetrial/machines/`), and redone on
 demand with `timetrial calibrate-speed`. A measurement is keyed by the workload's definition at the
 preset and the reference point, so a changed workload or tuned point is measured again.
+
+A fingerprint does not pin a machine's speed (a VM's host changes under it: one fingerprint measured 1.5-1.8x
+faster one day than its kept budgets). So the measurements belong to a **speed calibration**: each
+`calibrate-speed` starts one, a first measurement on a fingerprint starts one, and later automatic
+measurements join the current one. Starting a calibration retires the earlier calibration's measurements:
+every workload is measured again on first use, so one calibration's budgets come from one period of the
+machine's speed. Trials record the calibration of the step time they ran under, and a board in seconds holds
+one (fingerprint, calibration) (harness/study/leaderboard.py). A fingerprint's first calibration, the one its
+first automatic measurements start, is "" (so two trials measuring at once on a new machine agree on it;
+files and records from before calibrations were kept are in it too); `calibrate-speed` names its own by the
+time it started.
 """
 
 from __future__ import annotations
@@ -55,9 +66,16 @@ class StepTime:
     #: the machine's speed beside the measurement (harness/core/contention.py's clock probe, median);
     #: None: measured before probes were kept
     probe_s: float | None = None
+    #: the speed calibration the measurement belongs to (module docstring); "": the fingerprint's first
+    speed_calibration: str = ""
 
     def budget_s(self, step_hint: int) -> float:
         return round(step_hint * self.step_time_s * BUDGET_FACTOR, 1)
+
+
+def machine_key(fingerprint: str, speed_calibration: str) -> str:
+    """'fingerprint', or 'fingerprint, speed calibration <id>' after its first: what a board in seconds is for."""
+    return f"{fingerprint}, speed calibration {speed_calibration}" if speed_calibration else fingerprint
 
 
 def machine_dir() -> Path:
@@ -78,16 +96,34 @@ def _read(fingerprint: str) -> dict[str, Any]:
         return {}  # a damaged cache is measured again, never trusted
 
 
+def current_speed_calibration(fingerprint: str) -> str:
+    """The calibration a measurement taken now joins: the machine file's, "" (the first) where there is none."""
+    return _read(fingerprint).get("speed_calibration", "")
+
+
+def start_speed_calibration(fingerprint: str) -> str:
+    """Start a new speed calibration on this fingerprint (its earlier measurements retire); returns its id."""
+    document = _read(fingerprint) or {"fingerprint": fingerprint, "step_times": {}}
+    document["speed_calibration"] = now_iso()
+    atomic_write_json(machine_file(fingerprint), document)
+    return document["speed_calibration"]
+
+
 def cached_step_time(fingerprint: str, workload: str, preset: str, definition: str) -> StepTime | None:
-    found = _read(fingerprint).get("step_times", {}).get(f"{workload}/{preset}")
+    """The kept measurement of this definition in the current calibration (None: measure it)."""
+    document = _read(fingerprint)
+    found = document.get("step_times", {}).get(f"{workload}/{preset}")
     if found is None or found.get("definition") != definition:
         return None
-    return StepTime(**found)
+    measured = StepTime(**found)
+    return measured if measured.speed_calibration == document.get("speed_calibration", "") else None
 
 
 def store_step_time(fingerprint: str, measured: StepTime) -> Path:
-    document = _read(fingerprint) or {"fingerprint": fingerprint, "hardware": dict(measured.hardware),
-                                      "step_times": {}}
+    """Keep a measurement; a new machine file takes the measurement's calibration as its current one."""
+    document = _read(fingerprint) or {"fingerprint": fingerprint, "step_times": {}}
+    document.setdefault("speed_calibration", measured.speed_calibration)
+    document.setdefault("hardware", dict(measured.hardware))
     document.setdefault("step_times", {})[f"{measured.workload}/{measured.preset}"] = dataclasses.asdict(measured)
     path = machine_file(fingerprint)
     atomic_write_json(path, document)
@@ -96,17 +132,24 @@ def store_step_time(fingerprint: str, measured: StepTime) -> Path:
 
 def adopt_recorded(fingerprint: str, recorded: Iterable[Mapping[str, Any]]) -> list[StepTime]:
     """Cache the reference step times that trials on this fingerprint recorded (`TrialRecord.reference_step_time`)
-    wherever the cache holds no measurement of that definition, the latest per workload and preset: a board
-    resumed after its machine folder was lost keeps the budgets its finished rows ran under instead of
-    remeasuring one that differs by the clock's noise. Returns the adopted ones."""
-    cached = _read(fingerprint).get("step_times", {})
-    latest: dict[str, Mapping[str, Any]] = {}
+    wherever the cache holds no measurement of that definition in its current calibration, the latest per
+    workload and preset: a board resumed after its machine folder was lost keeps the budgets its finished rows
+    ran under instead of remeasuring one that differs by the clock's noise. Only measurements of the current
+    calibration are adopted (without a file: of the latest recorded measurement's), so a calibration started
+    since is not undone. Returns the adopted ones."""
+    recorded = [StepTime(**found) for found in recorded]
+    if not recorded:
+        return []
+    document = _read(fingerprint)
+    current = (document.get("speed_calibration", "") if document
+               else max(recorded, key=lambda found: found.measured_at).speed_calibration)
+    latest: dict[str, StepTime] = {}
     for found in recorded:
-        key = f"{found['workload']}/{found['preset']}"
-        if key not in latest or found["measured_at"] > latest[key]["measured_at"]:
+        key = f"{found.workload}/{found.preset}"
+        if found.speed_calibration == current and (key not in latest or found.measured_at > latest[key].measured_at):
             latest[key] = found
-    adopted = [StepTime(**found) for key, found in sorted(latest.items())
-               if cached.get(key, {}).get("definition") != found["definition"]]
+    adopted = [found for key, found in sorted(latest.items())
+               if cached_step_time(fingerprint, found.workload, found.preset, found.definition) is None]
     for measured in adopted:
         store_step_time(fingerprint, measured)
     return adopted

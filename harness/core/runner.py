@@ -395,7 +395,8 @@ def reference_definition(workload: Workload, hyperparameters: Mapping[str, Any])
 def reference_step_time(workload: Workload, data_dir: str | None, device: torch.device, remeasure: bool = False,
                         clock_fn: Callable[[], float] = time.perf_counter) -> machine.StepTime:
     """This machine's reference step time for the workload at its preset: cached per hardware
-    fingerprint, measured in a short step-based NAdamW run on `clock_fn` when missing (or `remeasure`)."""
+    fingerprint, measured in a short step-based NAdamW run on `clock_fn` when missing from the current speed
+    calibration (or `remeasure`)."""
     apply_threads(workload.preset)  # the fingerprint names the preset's thread count
     point = tuned_point(workload.name, workload.preset, machine.REFERENCE_SUBMISSION) or {}
     # the reference is the PyTorch NAdamW whatever the trial's framework, so it is keyed by the PyTorch
@@ -430,7 +431,8 @@ def reference_step_time(workload: Workload, data_dir: str | None, device: torch.
         definition=definition, reference=machine.REFERENCE_SUBMISSION, hyperparameters=point,
         steps=steps, contended=record.contended, cpu_share=record.cpu_share,
         measured_at=machine.now_iso(), hardware={k: info[k] for k in ("label", "cpu", "cpu_kind", "torch_threads", "gpu")},
-        probe_s=statistics.median(contention.clock_probe_s() for _ in range(contention.REFERENCE_PROBES)))
+        probe_s=statistics.median(contention.clock_probe_s() for _ in range(contention.REFERENCE_PROBES)),
+        speed_calibration=machine.current_speed_calibration(info["fingerprint"]))
     if measured.contended:
         warnings.warn(f"the reference step time of {workload.name} ({workload.preset}) was measured on a shared "
                       "machine, so this machine's budget is too generous; `timetrial calibrate-speed` remeasures it")

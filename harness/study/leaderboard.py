@@ -1,6 +1,7 @@
 """Leaderboard: the results tree -> one ranked table per (hardware, preset, ruleset), scored with
 harness/study/scoring.py. Tables never mix hardware: each hardware fingerprint gets its own board, and
-the board says which hardware it is for.
+the board says which hardware it is for; a fingerprint whose speed was calibrated again (`calibrate-speed`,
+harness/core/machine.py) gets one board per speed calibration, since its seconds changed meaning.
 
 Each submission's row: benchmark score (seconds) with its bootstrap CI over studies, the same
 score on steps-to-target, the geometric-mean speedup against a reference submission, misses, and
@@ -15,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.core.machine import machine_key
 from harness.core.results import load_results
 from harness.study import scoring
 from harness.study.tuning import SELF_TUNING_BUDGET_MULTIPLIER
 
 HARDWARE_KEY = "provenance.hardware.fingerprint"
 HARDWARE_LABEL = "provenance.hardware.label"
+SPEED_CALIBRATION = "reference_step_time.speed_calibration"
 MERGED = "all-machines"
 NORMALIZED_TIME = "time_to_target_reference_steps"
 
@@ -53,6 +56,7 @@ class Board:
     table: pd.DataFrame  # one row per submission, ranked
     conditions: str = ""  # '' = the ruleset's budget and no step cap; else what differs (see `conditions`)
     machines: tuple[str, ...] = ()  # a normalized board: every machine whose trials it merges
+    speed_calibration: str = ""  # the machine's speed calibration its budgets came from ("": its first)
 
     @property
     def normalized(self) -> bool:
@@ -62,7 +66,8 @@ class Board:
     def title(self) -> str:
         off_ruleset = f", off the ruleset: {self.conditions}" if self.conditions else ""
         where = (f"normalized time (reference steps: seconds / the machine's reference step time), machines: "
-                 f"{'; '.join(self.machines)}" if self.normalized else f"hardware: {self.hardware} [{self.fingerprint}]")
+                 f"{'; '.join(self.machines)}" if self.normalized
+                 else f"hardware: {self.hardware} [{machine_key(self.fingerprint, self.speed_calibration)}]")
         return f"preset `{self.preset}`, ruleset `{self.ruleset}`{off_ruleset}, {where}"
 
 
@@ -100,7 +105,8 @@ def build_from_frame(frame: pd.DataFrame, preset: str, ruleset: str | None, opti
     if frame.empty:
         return []
     frame = frame.assign(**{HARDWARE_KEY: frame[HARDWARE_KEY].fillna("unknown"),
-                            HARDWARE_LABEL: frame[HARDWARE_LABEL].fillna("unknown hardware")})
+                            HARDWARE_LABEL: frame[HARDWARE_LABEL].fillna("unknown hardware"),
+                            SPEED_CALIBRATION: speed_calibrations(frame)})
     if "conditions" not in frame:  # a caller that merges rulesets (harness/commands/compare.py) judges them first
         frame = frame.assign(conditions=conditions(frame))
     if options.normalized:
@@ -108,16 +114,24 @@ def build_from_frame(frame: pd.DataFrame, preset: str, ruleset: str | None, opti
         if frame.empty:
             return []
     boards = []
-    keys = [HARDWARE_KEY, "ruleset", "conditions"]
-    for (fingerprint, group_ruleset, group_conditions), group in frame.groupby(keys, sort=True):
+    keys = [HARDWARE_KEY, SPEED_CALIBRATION, "ruleset", "conditions"]
+    for (fingerprint, calibration, group_ruleset, group_conditions), group in frame.groupby(keys, sort=True):
         board = build_board(group, str(fingerprint), preset, str(group_ruleset), options)
-        boards.append(dataclasses.replace(board, conditions=group_conditions))
+        boards.append(dataclasses.replace(board, conditions=group_conditions, speed_calibration=calibration))
     return boards
 
 
+def speed_calibrations(frame: pd.DataFrame) -> pd.Series:
+    """Each trial's speed calibration; "" for its machine's first (records from before calibrations were kept
+    included) and for trials without a measured budget."""
+    return frame.get(SPEED_CALIBRATION, pd.Series("", index=frame.index)).fillna("").astype(str)
+
+
 def machine_labels(frame: pd.DataFrame) -> list[str]:
-    """'label [fingerprint]' of every machine whose trials are in `frame`, sorted."""
-    labels = frame[HARDWARE_LABEL].fillna("unknown") + " [" + frame[HARDWARE_KEY].fillna("?") + "]"
+    """'label [fingerprint]' of every machine (and speed calibration) whose trials are in `frame`, sorted."""
+    keys = [machine_key(fingerprint, calibration)
+            for fingerprint, calibration in zip(frame[HARDWARE_KEY].fillna("?"), speed_calibrations(frame))]
+    labels = frame[HARDWARE_LABEL].fillna("unknown") + " [" + pd.Series(keys, index=frame.index) + "]"
     return sorted(set(labels))
 
 
@@ -132,7 +146,7 @@ def normalized_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{
         "time_to_target_s": frame.get(NORMALIZED_TIME, frame["time_to_target_s"].astype(float) / step),
         "budget_s": frame["budget_s"].astype(float) / step,
-        HARDWARE_KEY: MERGED, HARDWARE_LABEL: "; ".join(machines)})
+        HARDWARE_KEY: MERGED, HARDWARE_LABEL: "; ".join(machines), SPEED_CALIBRATION: ""})
 
 
 def conditions(frame: pd.DataFrame) -> pd.Series:
