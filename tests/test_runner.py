@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import time
 import types
 import pytest
 import torch
@@ -50,6 +51,31 @@ def algoperf_module(name="fake", update=None, **functions):
 def run(spec, tmp_path, data_dir, module=None, **kwargs):
     submission = load_submission(module) if module is not None else None
     return run_trial(spec, tmp_path / "results", data_dir=data_dir, device="cpu", submission=submission, **kwargs)
+
+
+def test_a_step_that_runs_past_the_budget_is_cut(tmp_path, data_dir):
+    """The third step would take 60 s of a 0.5 s budget (a zeroth-order method's step on a large model never
+    ends within it): the watchdog cuts it GRACE past the budget, the trial ends out of budget at its last
+    evaluation with the two steps it finished, says why, and the next trial of the process runs normally."""
+    from harness.core import watchdog
+
+    def update(model, step, **_):
+        if step == 2:
+            deadline = time.monotonic() + 60.0  # without the watchdog the step ends here and the asserts fail
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    budget_multiplier = 0.5 / make_workload("logreg_wine", "tiny").size.max_runtime_s
+    spec = TrialSpec("logreg_wine", "fake", preset="tiny", eval_period_s=1e9, eval_period_steps=1,
+                     stop_at_target=False, budget_multiplier=budget_multiplier)
+    started = time.monotonic()
+    record = run(spec, tmp_path, data_dir, algoperf_module(update=update))
+    assert time.monotonic() - started < 30.0
+    assert record.status == "budget" and record.steps == 2 and record.evals == 2, record
+    assert "step 3 was cut" in record.error and "past the budget of 0.5 s" in record.error
+    assert record.submission_time_s >= 0.5 * (1 + watchdog.GRACE)
+    normal = run(dataclasses.replace(spec, seed=1, max_steps=3), tmp_path, data_dir, algoperf_module())
+    assert normal.steps == 3 and normal.error is None
 
 
 def test_clock_counts_selection_update_and_prepare_but_not_init_or_eval(tmp_path, data_dir, monkeypatch):

@@ -17,6 +17,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.core import checkpoint, contention, distributed, machine, precision, prng, registry, results
+from harness.core import checkpoint, contention, distributed, machine, precision, prng, registry, results, watchdog
 from harness.core.contention import ClockProbe, CpuMeter, assess
 from harness.core.loggers import NullLogger
 from harness.core.presets import apply_threads, preset_policy
@@ -606,6 +607,9 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
                 "accumulated_logging_time": 0.0, "last_step_end_time": last_step_end}
 
     started = time.time()
+    # a step past the budget is cut (harness/core/watchdog.py): where a signal handler can be set, one process
+    cuts = (watchdog.StepWatchdog() if math.isfinite(budget) and not world.distributed
+            and threading.current_thread() is threading.main_thread() else None)
     last_step_end = clock.now()
     meter.start()
     finished = False
@@ -617,12 +621,22 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
             batch = submission.data_selection(view, input_queue, optimizer_state, model, model_state,
                                               hyperparameters, state.step, step_seeds.data_selection)
             complete = False
+            if cuts is not None:
+                cuts.arm(budget * (1 + watchdog.GRACE) - state.submission_time_s)
             try:
                 optimizer_state, model, model_state = submission.update_params(
                     view, model, params_types, model_state, hyperparameters, batch, workload.loss_type,
                     optimizer_state, eval_results, state.step, step_seeds.update_params, **extra)
             except TrainingCompleteError:
                 complete = True
+            except watchdog.StepOverBudget:  # counted, not a step: the trial ends at its last evaluation
+                state.submission_time_s += clock.now(model) - last_step_end
+                error = (f"step {state.step + 1} was cut at {state.submission_time_s:.1f} s of counted time, "
+                         f"{watchdog.GRACE:.0%} past the budget of {budget:.1f} s")
+                break
+            finally:
+                if cuts is not None:
+                    cuts.disarm()
             state.step += 1
             now = clock.now(model)
             meter.stop()
@@ -654,6 +668,8 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
         raise TrialInterrupted(f"{spec.workload}/{spec.submission_label()} interrupted at step {state.step}; "
                                f"rerun the same command to resume ({resume})") from None
     finally:
+        if cuts is not None:
+            cuts.close()
         if bar is not None:
             bar.close()
     if status == TrialStatus.BUDGET and state.time_to_target_s is not None:

@@ -150,7 +150,8 @@ SWEEP = textwrap.dedent("""
     resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))  # this process may map 6 GB at most
     from harness.study import sweep
     from harness.core.runner import TrialSpec
-    specs = [TrialSpec("logreg_wine", sys.argv[3], preset="tiny", max_steps=3),
+    # the hog's budget is ample, so the memory cap ends it, not the watchdog that cuts a step past its budget
+    specs = [TrialSpec("logreg_wine", sys.argv[3], preset="tiny", max_steps=3, budget_multiplier=1000.0),
              TrialSpec("logreg_wine", "adamw", preset="tiny", max_steps=3)]
     for record in sweep.run_local(specs, sys.argv[1], progress=False, data_dir=sys.argv[2], device="cpu"):
         print(record.status, "|", record.error or "")
