@@ -631,6 +631,7 @@ def _train(spec: TrialSpec, submission: Submission, workload: Workload, hyperpar
                 complete = True
             except watchdog.StepOverBudget:  # counted, not a step: the trial ends at its last evaluation
                 state.submission_time_s += clock.now(model) - last_step_end
+                meter.stop()  # the cut step's CPU time counts beside its wall time
                 error = (f"step {state.step + 1} was cut at {state.submission_time_s:.1f} s of counted time, "
                          f"{watchdog.GRACE:.0%} past the budget of {budget:.1f} s")
                 break
