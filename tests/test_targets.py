@@ -43,12 +43,11 @@ def store_step_time(workload_name: str, preset: str, fingerprint: str, step_time
                     probe_s: float | None = None) -> None:
     """A measurement in the machine file's current speed calibration ("" for a new file: as before they were kept)."""
     workload = make_workload(workload_name, preset)
-    calibration = machine._read(fingerprint).get("speed_calibration", "")
     machine.store_step_time(fingerprint, machine.StepTime(
         workload=workload_name, preset=preset, step_time_s=step_time_s,
         definition=runner.reference_definition(workload, {}), reference="nadamw", hyperparameters={}, steps=20,
         contended=False, cpu_share=1.0, measured_at=machine.now_iso(), hardware={"label": fingerprint},
-        probe_s=probe_s, speed_calibration=calibration))
+        probe_s=probe_s, speed_calibration=machine.current_speed_calibration(fingerprint)))
 
 
 def test_an_entry_sets_the_target_of_its_preset_only(targets_dir):
